@@ -1,0 +1,68 @@
+"""The ``layerwise`` command: one entry point, subcommands living in the packages that own them.
+
+Each subcommand module provides ``add_arguments(parser)`` and ``run(args) -> int``, and is
+imported only when its subcommand runs (so ``layerwise run`` needs no simpy and
+``layerwise simulate`` no torch). User errors print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from topology.errors import LayerwiseError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("sim.cli", "simulate an experiment (no arguments: the seed's 16 x H100 question)"),
+    "sweep": ("sim.sweep_cli", "simulate the cartesian product of --grid values, in parallel"),
+    "plan": ("topology.plan_cli", "show how a partitioner splits a model (no arguments: the seed's two plans)"),
+    "run": ("executor.run_cli", "run an experiment's plan for real under torchrun"),
+    "calibrate": ("executor.calibrate.cli", "measure this node's GPUs and write a hardware profile"),
+    "validate": ("validate.cli", "fit the simulator to measured runs and write the report"),
+}
+DEFAULT_COMMAND = "simulate"
+
+
+def _usage() -> str:
+    lines = ["usage: layerwise [COMMAND] [ARGS...]", "", "commands:"]
+    for name, (_, summary) in COMMANDS.items():
+        lines.append(f"  {name:<10} {summary}")
+    lines += ["", f"With no command, runs `layerwise {DEFAULT_COMMAND}` (the main job).",
+              "`layerwise COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if args and args[0] in ("-V", "--version"):
+        from layerwise import __version__
+
+        print(f"layerwise {__version__}")
+        return 0
+    command = DEFAULT_COMMAND
+    if args and not args[0].startswith("-"):
+        if args[0] not in COMMANDS:
+            print(f"layerwise: error: unknown command {args[0]!r}\n\n{_usage()}", file=sys.stderr)
+            return 2
+        command = args.pop(0)
+    module_name, summary = COMMANDS[command]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        print(f"layerwise: error: `{command}` needs the missing module {exc.name!r}", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog=f"layerwise {command}", description=summary)
+    module.add_arguments(parser)
+    parsed = parser.parse_args(args)
+    try:
+        return int(module.run(parsed) or 0)
+    except LayerwiseError as exc:
+        print(f"layerwise {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"layerwise {command}: interrupted", file=sys.stderr)
+        return 130

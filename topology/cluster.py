@@ -1,0 +1,159 @@
+"""Clusters as a networkx graph of GPUs, switches and links.
+
+Nodes: ``gpu{i}`` (kind ``gpu``), ``nvswitch{n}`` (one NVLink switch fabric per node,
+kind ``switch``) and ``network`` (the inter-node switch, kind ``switch``). Edges carry a
+``link`` (a :class:`LinkSpec`); a route between two GPUs is the path of greatest
+bandwidth, so GPUs of one node talk over NVLink and GPUs of different nodes over their NICs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from topology.datafile import load_preset, preset_names
+from topology.errors import LayerwiseError
+from topology.hardware import GPUSpec, LinkSpec, load_gpu, load_link
+
+NETWORK_SWITCH = "network"
+
+
+def device_name(index: int) -> str:
+    return f"gpu{index}"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A homogeneous cluster: ``num_nodes`` nodes of ``gpus_per_node`` GPUs."""
+
+    name: str
+    description: str
+    num_nodes: int
+    gpus_per_node: int
+    gpu: GPUSpec
+    intra_node_link: LinkSpec
+    inter_node_link: LinkSpec | None
+    graph: nx.Graph = field(compare=False, repr=False)
+
+    @property
+    def num_devices(self) -> int:
+        return self.num_nodes * self.gpus_per_node
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return tuple(device_name(i) for i in range(self.num_devices))
+
+    def node_of(self, device: str) -> int:
+        if device not in self.graph or self.graph.nodes[device].get("kind") != "gpu":
+            raise LayerwiseError("device", f"{device!r} is not a GPU of cluster {self.name!r}")
+        return int(self.graph.nodes[device]["node"])
+
+    def route(self, src: str, dst: str) -> tuple[tuple[str, str], ...]:
+        """Directed hops (u, v) from ``src`` to ``dst`` along the fastest path."""
+        if src == dst:
+            return ()
+        path = nx.shortest_path(self.graph, src, dst, weight="cost")
+        return tuple(itertools.pairwise(path))
+
+    def route_links(self, src: str, dst: str) -> tuple[LinkSpec, ...]:
+        return tuple(self.graph.edges[u, v]["link"] for u, v in self.route(src, dst))
+
+    def same_node(self, devices: tuple[str, ...]) -> bool:
+        return len({self.node_of(d) for d in devices}) <= 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "num_nodes": self.num_nodes,
+            "gpus_per_node": self.gpus_per_node,
+            "gpu": self.gpu.name,
+            "intra_node_link": self.intra_node_link.name,
+            "inter_node_link": self.inter_node_link.name if self.inter_node_link else None,
+        }
+
+
+def build_cluster(
+    name: str,
+    num_nodes: int,
+    gpus_per_node: int,
+    gpu: GPUSpec,
+    intra_node_link: LinkSpec,
+    inter_node_link: LinkSpec | None,
+    description: str = "",
+) -> Cluster:
+    if num_nodes < 1:
+        raise LayerwiseError("cluster.nodes", f"must be >= 1, got {num_nodes}")
+    if gpus_per_node < 1:
+        raise LayerwiseError("cluster.gpus_per_node", f"must be >= 1, got {gpus_per_node}")
+    if num_nodes > 1 and inter_node_link is None:
+        raise LayerwiseError("cluster.inter_node_link", f"needed for {num_nodes} nodes")
+    graph = nx.Graph(name=name)
+    if num_nodes > 1:
+        graph.add_node(NETWORK_SWITCH, kind="switch")
+    for node in range(num_nodes):
+        switch = f"nvswitch{node}"
+        graph.add_node(switch, kind="switch", node=node)
+        for local in range(gpus_per_node):
+            device = device_name(node * gpus_per_node + local)
+            graph.add_node(device, kind="gpu", node=node, local_rank=local, gpu=gpu)
+            graph.add_edge(
+                device,
+                switch,
+                link=intra_node_link,
+                cost=1.0 / intra_node_link.bw_bytes_per_s_per_direction,
+            )
+            if inter_node_link is not None and num_nodes > 1:
+                graph.add_edge(
+                    device,
+                    NETWORK_SWITCH,
+                    link=inter_node_link,
+                    cost=1.0 / inter_node_link.bw_bytes_per_s_per_direction,
+                )
+    return Cluster(
+        name=name,
+        description=description,
+        num_nodes=num_nodes,
+        gpus_per_node=gpus_per_node,
+        gpu=gpu,
+        intra_node_link=intra_node_link,
+        inter_node_link=inter_node_link if num_nodes > 1 else None,
+        graph=graph,
+    )
+
+
+def cluster_names() -> list[str]:
+    return preset_names("clusters")
+
+
+def cluster_from_dict(raw: dict[str, Any], default_name: str = "inline") -> Cluster:
+    """Build a cluster from a mapping (a preset file or an inline experiment entry)."""
+    known = {"name", "description", "nodes", "gpus_per_node", "gpu", "intra_node_link", "inter_node_link"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise LayerwiseError("cluster", f"unknown field {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    for key in ("nodes", "gpus_per_node", "gpu", "intra_node_link"):
+        if key not in raw:
+            raise LayerwiseError(f"cluster.{key}", "missing")
+    for key in ("nodes", "gpus_per_node"):
+        if isinstance(raw[key], bool) or not isinstance(raw[key], int):
+            raise LayerwiseError(f"cluster.{key}", f"must be an integer, got {raw[key]!r}")
+    inter = raw.get("inter_node_link")
+    return build_cluster(
+        name=str(raw.get("name", default_name)),
+        description=str(raw.get("description", "")),
+        num_nodes=raw["nodes"],
+        gpus_per_node=raw["gpus_per_node"],
+        gpu=load_gpu(str(raw["gpu"])),
+        intra_node_link=load_link(str(raw["intra_node_link"])),
+        inter_node_link=load_link(str(inter)) if inter else None,
+    )
+
+
+def load_cluster(name: str) -> Cluster:
+    raw = load_preset("clusters", name)
+    raw.setdefault("name", name)
+    return cluster_from_dict(raw, default_name=name)

@@ -1,0 +1,121 @@
+"""Beyond the seeds: the contiguous partition that minimizes the slowest stage.
+
+Dynamic programming over (layers placed, devices used): each stage takes a contiguous range
+of layers and a TP degree ``t`` (dividing heads, KV heads and the MLP width, at most a node),
+placed on the next ``t`` devices without crossing a node boundary. The objective is the
+largest ``cost_fn(layer_start, layer_stop, tp)`` over stages; stages whose footprint exceeds
+HBM are not allowed. Every tp-pp plan with ``tp`` dividing ``gpus_per_node`` and every
+cache-fit plan lies in this search space, so the result is never worse than either under the
+same cost. Ties go to fewer devices, then fewer stages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+from topology.cluster import Cluster
+from topology.errors import LayerwiseError
+from topology.footprint import stage_footprint
+from topology.layer_graph import layer_ops, summarize_ops
+from topology.model import ModelSpec
+from topology.partition.assemble import StageSpec, assemble_plan
+from topology.plan import Plan
+from topology.workload import Workload
+
+StageCost = Callable[[int, int, int], float]
+
+
+def bytes_moved_cost(model: ModelSpec, workload: Workload, microbatches: int) -> StageCost:
+    """Default cost: HBM bytes one device of the stage moves per iteration (all microbatches)."""
+    shape = workload.token_shape(microbatches)
+
+    @cache
+    def per_layer(tp: int) -> float:
+        summary = summarize_ops(layer_ops(model, 0, tp), shape)
+        return float(summary.hbm_bytes * microbatches)
+
+    def cost(layer_start: int, layer_stop: int, tp: int) -> float:
+        return (layer_stop - layer_start) * per_layer(tp)
+
+    return cost
+
+
+def plan_cost(plan: Plan, cost_fn: StageCost) -> float:
+    """The plan's objective: its slowest stage."""
+    return max(cost_fn(s.layer_start, s.layer_stop, s.tp_degree) for s in plan.stages)
+
+
+def tp_choices(model: ModelSpec, cluster: Cluster) -> list[int]:
+    return [
+        t for t in range(1, cluster.gpus_per_node + 1)
+        if model.num_heads % t == 0 and model.num_kv_heads % t == 0 and model.mlp_hidden_size % t == 0
+    ]
+
+
+def partition_optimal(
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Workload,
+    cost_fn: StageCost | None = None,
+    max_devices: int | None = None,
+    microbatches: int = 1,
+    allowed_tp: list[int] | None = None,
+) -> Plan:
+    cost = cost_fn if cost_fn is not None else bytes_moved_cost(model, workload, microbatches)
+    num_devices = cluster.num_devices if max_devices is None else max_devices
+    if not 1 <= num_devices <= cluster.num_devices:
+        raise LayerwiseError("max_devices", f"{num_devices} is not between 1 and {cluster.num_devices}")
+    choices = tp_choices(model, cluster) if allowed_tp is None else allowed_tp
+    group = cluster.gpus_per_node
+    layers = model.num_layers
+    hbm = cluster.gpu.hbm_capacity_bytes
+
+    @cache
+    def fits(num_layers: int, tp: int) -> bool:
+        return stage_footprint(model, num_layers, tp, workload, microbatches).total_bytes <= hbm
+
+    inf = float("inf")
+    # best[i][d] = (objective, stages, devices) for the first i layers on the first d devices
+    best: list[list[tuple[float, int] | None]] = [[None] * (num_devices + 1) for _ in range(layers + 1)]
+    choice: dict[tuple[int, int], tuple[int, int]] = {}
+    best[0][0] = (0.0, 0)
+    for i in range(1, layers + 1):
+        for d in range(1, num_devices + 1):
+            candidate: tuple[float, int] | None = None
+            for t in choices:
+                prev_d = d - t
+                if prev_d < 0 or (prev_d % group) + t > group:
+                    continue
+                for j in range(i):
+                    prev = best[j][prev_d]
+                    if prev is None or not fits(i - j, t):
+                        continue
+                    value = (max(prev[0], cost(j, i, t)), prev[1] + 1)
+                    if candidate is None or value < candidate:
+                        candidate = value
+                        choice[(i, d)] = (j, t)
+            best[i][d] = candidate
+    finals: list[tuple[float, int, int]] = []
+    for d in range(1, num_devices + 1):
+        entry = best[layers][d]
+        if entry is not None:
+            finals.append((entry[0], d, entry[1]))
+    if not finals:
+        raise LayerwiseError("plan", f"no partition of {layers} layers fits in HBM on {num_devices} devices")
+    objective, devices_used, _ = min(finals)
+    if objective == inf:
+        raise LayerwiseError("plan", "every partition has infinite cost")
+    specs: list[StageSpec] = []
+    i, d = layers, devices_used
+    while i > 0:
+        j, t = choice[(i, d)]
+        specs.append(StageSpec(j, i, t))
+        i, d = j, d - t
+    specs.reverse()
+    schedule = "layer-wise" if all(s.tp_degree == 1 for s in specs) else "tp-pp"
+    return assemble_plan(
+        model, cluster, workload, specs,
+        schedule=schedule, partitioner="optimal", microbatches=microbatches,
+        notes=(f"optimal: slowest stage cost {objective:.6g} over {len(specs)} stages on {devices_used} devices",),
+    )

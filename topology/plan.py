@@ -1,0 +1,252 @@
+"""The one Plan object: stages of contiguous layers, their devices and TP degree.
+
+A Plan is frozen and validated once, in ``__post_init__``; every error names the field and
+the numbers. Plans are saved as JSON (``to_dict``/``plan_from_dict``) beside every result.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from topology.errors import LayerwiseError
+from topology.footprint import Footprint
+from topology.model import ModelSpec, model_from_dict
+
+PLAN_SCHEMA_VERSION = 1
+SCHEDULES = ("tp-pp", "layer-wise")
+RESIDENCES = ("hbm", "l2")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Layers ``[layer_start, layer_stop)`` on ``devices`` (a TP group of ``tp_degree``)."""
+
+    index: int
+    layer_start: int
+    layer_stop: int
+    devices: tuple[str, ...]
+    tp_degree: int
+    weight_residence: str  # "hbm": weights stream from HBM every pass; "l2": resident in L2
+    footprint: Footprint  # per device
+
+    @property
+    def num_layers(self) -> int:
+        return self.layer_stop - self.layer_start
+
+    @property
+    def layers(self) -> range:
+        return range(self.layer_start, self.layer_stop)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "layer_start": self.layer_start,
+            "layer_stop": self.layer_stop,
+            "devices": list(self.devices),
+            "tp_degree": self.tp_degree,
+            "weight_residence": self.weight_residence,
+            "footprint": self.footprint.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a model is split over devices, and how microbatches flow through it."""
+
+    model: ModelSpec
+    cluster_name: str
+    schedule: str  # "tp-pp" (Megatron TP x PP) or "layer-wise" (one partition per device)
+    partitioner: str
+    microbatches: int
+    stages: tuple[Stage, ...]
+    device_hbm_capacity_bytes: int
+    device_l2_usable_bytes: int
+    device_sram_bytes: int
+    fit_capacity_bytes: int | None = None  # cache-fit's capacity C, if any
+    fit_counts: str | None = None  # what cache-fit counted toward C
+    notes: tuple[str, ...] = field(default=())
+    schema_version: int = PLAN_SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.schema_version != PLAN_SCHEMA_VERSION:
+            raise LayerwiseError(
+                "plan.schema_version", f"{self.schema_version} is not the supported {PLAN_SCHEMA_VERSION}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise LayerwiseError("plan.schedule", f"must be one of {SCHEDULES}, got {self.schedule!r}")
+        if isinstance(self.microbatches, bool) or not isinstance(self.microbatches, int) or self.microbatches < 1:
+            raise LayerwiseError("plan.microbatches", f"must be a positive integer, got {self.microbatches!r}")
+        if not self.stages:
+            raise LayerwiseError("plan.stages", "no stages")
+        self._check_layers()
+        self._check_devices()
+        for stage in self.stages:
+            self._check_stage(stage)
+
+    def _check_layers(self) -> None:
+        owner: dict[int, int] = {}
+        for position, stage in enumerate(self.stages):
+            if stage.index != position:
+                raise LayerwiseError(f"stages[{position}].index", f"is {stage.index}, expected {position}")
+            if not 0 <= stage.layer_start < stage.layer_stop <= self.model.num_layers:
+                raise LayerwiseError(
+                    f"stages[{position}].layers",
+                    f"[{stage.layer_start}, {stage.layer_stop}) is empty or outside 0..{self.model.num_layers}",
+                )
+            for layer in stage.layers:
+                if layer in owner:
+                    raise LayerwiseError(
+                        f"stages[{position}].layers",
+                        f"layer {layer} is in stages {owner[layer]} and {position}",
+                    )
+                owner[layer] = position
+        for layer in range(self.model.num_layers):
+            if layer not in owner:
+                raise LayerwiseError("plan.stages", f"layer {layer} is in no stage")
+        for position in range(1, len(self.stages)):
+            if self.stages[position].layer_start != self.stages[position - 1].layer_stop:
+                raise LayerwiseError(
+                    f"stages[{position}].layer_start",
+                    f"{self.stages[position].layer_start} does not follow stage {position - 1}'s "
+                    f"layer_stop {self.stages[position - 1].layer_stop} (stages must run in layer order)",
+                )
+
+    def _check_devices(self) -> None:
+        seen: dict[str, int] = {}
+        for stage in self.stages:
+            for device in stage.devices:
+                if device in seen:
+                    raise LayerwiseError(
+                        f"stages[{stage.index}].devices",
+                        f"device {device} is also in stage {seen[device]} (stages must not overlap)",
+                    )
+                seen[device] = stage.index
+
+    def _check_stage(self, stage: Stage) -> None:
+        where = f"stages[{stage.index}]"
+        if stage.tp_degree != len(stage.devices):
+            raise LayerwiseError(
+                f"{where}.tp_degree", f"tp={stage.tp_degree} but the stage has {len(stage.devices)} devices"
+            )
+        for name in ("num_heads", "num_kv_heads", "mlp_hidden_size"):
+            value = getattr(self.model, name)
+            if value % stage.tp_degree:
+                raise LayerwiseError(f"{where}.tp_degree", f"tp={stage.tp_degree} does not divide {name}={value}")
+        if stage.weight_residence not in RESIDENCES:
+            raise LayerwiseError(
+                f"{where}.weight_residence", f"must be one of {RESIDENCES}, got {stage.weight_residence!r}"
+            )
+        total = stage.footprint.total_bytes
+        if total > self.device_hbm_capacity_bytes:
+            raise LayerwiseError(
+                f"{where}.footprint",
+                f"{total / 1e9:.2f} GB per device (weights {stage.footprint.weights_bytes / 1e9:.2f}, "
+                f"KV {stage.footprint.kv_cache_bytes / 1e9:.2f}, activations "
+                f"{stage.footprint.activation_bytes / 1e9:.2f}) exceeds HBM "
+                f"{self.device_hbm_capacity_bytes / 1e9:.2f} GB by "
+                f"{(total - self.device_hbm_capacity_bytes) / 1e9:.2f} GB",
+            )
+        if stage.weight_residence == "l2" and stage.footprint.weights_bytes > self.device_l2_usable_bytes:
+            raise LayerwiseError(
+                f"{where}.weight_residence",
+                f"l2, but weights {stage.footprint.weights_bytes} B exceed usable L2 "
+                f"{self.device_l2_usable_bytes} B",
+            )
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return tuple(device for stage in self.stages for device in stage.devices)
+
+    @property
+    def num_devices(self) -> int:
+        return len(self.devices)
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stages)
+
+    def stage_of_device(self, device: str) -> Stage:
+        for stage in self.stages:
+            if device in stage.devices:
+                return stage
+        raise LayerwiseError("device", f"{device} is in no stage of this plan")
+
+    def describe(self) -> str:
+        tps = sorted({s.tp_degree for s in self.stages})
+        tp = "x".join(str(t) for t in tps)
+        return f"{self.schedule} TP{tp}xPP{self.num_stages} mb={self.microbatches}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "model": self.model.to_dict(),
+            "cluster_name": self.cluster_name,
+            "schedule": self.schedule,
+            "partitioner": self.partitioner,
+            "microbatches": self.microbatches,
+            "stages": [stage.to_dict() for stage in self.stages],
+            "device_hbm_capacity_bytes": self.device_hbm_capacity_bytes,
+            "device_l2_usable_bytes": self.device_l2_usable_bytes,
+            "device_sram_bytes": self.device_sram_bytes,
+            "fit_capacity_bytes": self.fit_capacity_bytes,
+            "fit_counts": self.fit_counts,
+            "notes": list(self.notes),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def plan_from_dict(raw: dict[str, Any]) -> Plan:
+    """Rebuild (and so re-validate) a Plan from its JSON form."""
+    try:
+        version = raw.get("schema_version")
+        if version != PLAN_SCHEMA_VERSION:
+            raise LayerwiseError("plan.schema_version", f"{version!r} is not the supported {PLAN_SCHEMA_VERSION}")
+        stages = tuple(
+            Stage(
+                index=int(s["index"]),
+                layer_start=int(s["layer_start"]),
+                layer_stop=int(s["layer_stop"]),
+                devices=tuple(str(d) for d in s["devices"]),
+                tp_degree=int(s["tp_degree"]),
+                weight_residence=str(s["weight_residence"]),
+                footprint=Footprint(**{k: int(v) for k, v in s["footprint"].items()}),
+            )
+            for s in raw["stages"]
+        )
+        return Plan(
+            model=model_from_dict(raw["model"]),
+            cluster_name=str(raw["cluster_name"]),
+            schedule=str(raw["schedule"]),
+            partitioner=str(raw["partitioner"]),
+            microbatches=int(raw["microbatches"]),
+            stages=stages,
+            device_hbm_capacity_bytes=int(raw["device_hbm_capacity_bytes"]),
+            device_l2_usable_bytes=int(raw["device_l2_usable_bytes"]),
+            device_sram_bytes=int(raw["device_sram_bytes"]),
+            fit_capacity_bytes=raw.get("fit_capacity_bytes"),
+            fit_counts=raw.get("fit_counts"),
+            notes=tuple(raw.get("notes", ())),
+            schema_version=int(version),
+        )
+    except KeyError as exc:
+        raise LayerwiseError("plan", f"missing field {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, LayerwiseError):
+            raise
+        raise LayerwiseError("plan", f"malformed ({exc})") from None
+
+
+def load_plan_json(path: str | Path) -> Plan:
+    file_path = Path(path)
+    if not file_path.is_file():
+        raise LayerwiseError("plan.file", f"no such file: {str(file_path)!r}")
+    try:
+        raw = json.loads(file_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise LayerwiseError("plan.file", f"{str(file_path)!r} is not valid JSON ({exc.msg})") from None
+    return plan_from_dict(raw)

@@ -1,0 +1,145 @@
+"""Hardware profiles: measured numbers (``layerwise calibrate``) and fitted simulator
+parameters (``layerwise validate``) that override the datasheet defaults.
+
+Every field of :class:`ProfileParams` is optional: ``None`` (or an empty table) means
+"use the GPU data file's value". ``sim_params`` holds named simulator parameters fitted by
+validation; the simulator documents the names it understands and rejects unknown ones.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from topology.atomic_io import write_json_atomic
+from topology.errors import LayerwiseError
+
+PROFILE_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class GemmPoint:
+    """One measured BF16 GEMM: (m x k) @ (k x n) took ``time_s``."""
+
+    m: int
+    n: int
+    k: int
+    time_s: float
+
+
+@dataclass(frozen=True)
+class AttentionPoint:
+    """One measured scaled_dot_product_attention call (causal when new_tokens > 1)."""
+
+    batch: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    new_tokens: int
+    context_len: int
+    time_s: float
+
+
+@dataclass(frozen=True)
+class CollectiveFit:
+    """``time_s = latency_s + factor * bytes / bw_bytes_per_s`` for one op and group size.
+
+    ``op`` is ``allreduce`` (factor 2(n-1)/n, so ``bw`` is NCCL's bus bandwidth) or
+    ``sendrecv`` (factor 1).
+    """
+
+    op: str
+    group_size: int
+    latency_s: float
+    bw_bytes_per_s: float
+
+
+@dataclass(frozen=True)
+class ProfileParams:
+    hbm_bw_bytes_per_s: float | None = None  # device-to-device copy (bytes read + written) / time
+    matmul_flops_per_s: float | None = None  # best large BF16 GEMM rate measured
+    l2_usable_bytes: int | None = None
+    l2_bw_bytes_per_s: float | None = None  # effective read bandwidth of weights hot in L2
+    launch_overhead_eager_s: float | None = None
+    launch_overhead_graph_s: float | None = None
+    collectives: tuple[CollectiveFit, ...] = ()
+    gemm_points: tuple[GemmPoint, ...] = ()
+    attention_points: tuple[AttentionPoint, ...] = ()
+    sim_params: dict[str, float] = field(default_factory=dict)
+
+    def collective(self, op: str, group_size: int) -> CollectiveFit | None:
+        exact = [c for c in self.collectives if c.op == op and c.group_size == group_size]
+        if exact:
+            return exact[0]
+        same_op = sorted((c for c in self.collectives if c.op == op), key=lambda c: c.group_size)
+        larger = [c for c in same_op if c.group_size >= group_size]
+        return larger[0] if larger else (same_op[-1] if same_op else None)
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    gpu_name: str
+    gpu_count: int
+    params: ProfileParams
+    environment: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)  # every raw measurement
+    source: str = "calibrate"  # "calibrate" (measured) or "validate-fit" (fitted to runs)
+    created_utc: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    schema_version: int = PROFILE_SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def profile_from_dict(raw: dict[str, Any]) -> HardwareProfile:
+    if raw.get("schema_version") != PROFILE_SCHEMA_VERSION:
+        raise LayerwiseError(
+            "profile.schema_version",
+            f"{raw.get('schema_version')!r} is not the supported {PROFILE_SCHEMA_VERSION}",
+        )
+    try:
+        p = dict(raw["params"])
+        params = ProfileParams(
+            hbm_bw_bytes_per_s=p.get("hbm_bw_bytes_per_s"),
+            matmul_flops_per_s=p.get("matmul_flops_per_s"),
+            l2_usable_bytes=p.get("l2_usable_bytes"),
+            l2_bw_bytes_per_s=p.get("l2_bw_bytes_per_s"),
+            launch_overhead_eager_s=p.get("launch_overhead_eager_s"),
+            launch_overhead_graph_s=p.get("launch_overhead_graph_s"),
+            collectives=tuple(CollectiveFit(**c) for c in p.get("collectives", ())),
+            gemm_points=tuple(GemmPoint(**g) for g in p.get("gemm_points", ())),
+            attention_points=tuple(AttentionPoint(**a) for a in p.get("attention_points", ())),
+            sim_params={str(k): float(v) for k, v in p.get("sim_params", {}).items()},
+        )
+        return HardwareProfile(
+            gpu_name=str(raw["gpu_name"]),
+            gpu_count=int(raw["gpu_count"]),
+            params=params,
+            environment=dict(raw.get("environment", {})),
+            raw=dict(raw.get("raw", {})),
+            source=str(raw.get("source", "calibrate")),
+            created_utc=str(raw.get("created_utc", "")),
+            schema_version=int(raw["schema_version"]),
+        )
+    except KeyError as exc:
+        raise LayerwiseError("profile", f"missing field {exc.args[0]!r}") from None
+    except TypeError as exc:
+        raise LayerwiseError("profile", f"malformed ({exc})") from None
+
+
+def write_profile(path: str | Path, profile: HardwareProfile) -> Path:
+    return write_json_atomic(path, profile.to_dict())
+
+
+def load_profile(path: str | Path) -> HardwareProfile:
+    file_path = Path(path)
+    try:
+        raw = json.loads(file_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LayerwiseError("profile", f"no such file: {str(file_path)!r}") from None
+    except json.JSONDecodeError as exc:
+        raise LayerwiseError("profile", f"{str(file_path)!r} is not valid JSON ({exc.msg})") from None
+    return profile_from_dict(raw)
