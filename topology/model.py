@@ -103,9 +103,14 @@ def model_from_dict(raw: dict[str, Any], default_name: str = "inline") -> ModelS
         if key == "num_kv_heads":
             values[key] = raw.get(key, raw.get("num_heads"))
         elif key == "head_dim" and key not in raw and "hidden_size" in raw and "num_heads" in raw:
-            values[key] = raw["hidden_size"] // raw["num_heads"]
+            hidden, heads = raw["hidden_size"], raw["num_heads"]
+            derivable = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (hidden, heads))
+            # when not derivable, ModelSpec names the bad hidden_size / num_heads first
+            values[key] = hidden // heads if derivable else None
         elif key == "gated_mlp":
-            values[key] = bool(raw.get(key, True))
+            values[key] = raw.get(key, True)
+            if not isinstance(values[key], bool):
+                raise LayerwiseError("model.gated_mlp", f"must be true or false, got {values[key]!r}")
         elif key == "vocab_size":
             values[key] = raw.get(key, 50257)
         elif key == "dtype_bytes":
