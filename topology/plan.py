@@ -127,6 +127,8 @@ class Plan:
 
     def _check_stage(self, stage: Stage) -> None:
         where = f"stages[{stage.index}]"
+        if isinstance(stage.tp_degree, bool) or not isinstance(stage.tp_degree, int) or stage.tp_degree < 1:
+            raise LayerwiseError(f"{where}.tp_degree", f"must be a positive integer, got {stage.tp_degree!r}")
         if stage.tp_degree != len(stage.devices):
             raise LayerwiseError(
                 f"{where}.tp_degree", f"tp={stage.tp_degree} but the stage has {len(stage.devices)} devices"
@@ -202,6 +204,8 @@ class Plan:
 
 def plan_from_dict(raw: dict[str, Any]) -> Plan:
     """Rebuild (and so re-validate) a Plan from its JSON form."""
+    if not isinstance(raw, dict):
+        raise LayerwiseError("plan", f"must be a JSON object, got {type(raw).__name__}")
     try:
         version = raw.get("schema_version")
         if version != PLAN_SCHEMA_VERSION:
