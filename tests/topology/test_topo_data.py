@@ -193,7 +193,7 @@ def test_model_from_dict_defaults_and_errors() -> None:
     model = model_from_dict({"num_layers": 2, "hidden_size": 64, "num_heads": 4, "mlp_hidden_size": 256})
     assert (model.num_kv_heads, model.head_dim, model.gated_mlp, model.dtype_bytes) == (4, 16, True, 2)
     assert ModelSpec(**{**model.to_dict()}) == model
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"hidden_size": 64, "num_heads": 4, "mlp_hidden_size": 256}, "model.num_layers"),
         ({"num_layers": 0, "hidden_size": 64, "num_heads": 4, "mlp_hidden_size": 256}, "model.num_layers"),
         ({"num_layers": 2, "hidden_size": 64, "num_heads": 4, "num_kv_heads": 3, "mlp_hidden_size": 256},
