@@ -160,6 +160,15 @@ def experiment_from_dict(raw: dict[str, Any], base_dir: str = ".", default_name:
     claims = raw.get("paper_claims_tokens_per_s") or {}
     if not isinstance(claims, dict):
         raise LayerwiseError("paper_claims_tokens_per_s", "must be a mapping of plan name -> tokens/s")
+    for claim_name, claim in claims.items():
+        try:
+            if isinstance(claim, bool):
+                raise TypeError
+            float(claim)  # YAML 1.1 reads "1.5e4" as a string
+        except (TypeError, ValueError):
+            raise LayerwiseError(
+                f"paper_claims_tokens_per_s.{claim_name}", f"must be a number, got {claim!r}"
+            ) from None
     profile = raw.get("profile")
     profile_path: str | None = None
     if profile not in (None, ""):
