@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 from topology.atomic_io import write_text_atomic
@@ -100,6 +102,18 @@ def render_plan(name: str, plan: Plan) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        # the reader went away (`layerwise plan | head`): stop quietly, and keep the
+        # interpreter's final flush of stdout from raising again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     experiment = _experiment(args)
     names = [args.plan_name] if args.plan_name else experiment.plan_names
     w = experiment.workload

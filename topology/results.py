@@ -104,6 +104,10 @@ def result_from_dict(raw: dict[str, Any]) -> RunResult:
         )
     except KeyError as exc:
         raise LayerwiseError("result", f"missing field {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, LayerwiseError):
+            raise
+        raise LayerwiseError("result", f"malformed ({exc})") from None
 
 
 def write_result(path: str | Path, result: RunResult) -> Path:
