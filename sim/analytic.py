@@ -1,0 +1,104 @@
+"""The analytic twin: closed-form metrics from the same pure cost functions, no contention.
+
+Per stage ``s``, one microbatch pass occupies the stage for ``occ_s = T_s + P_s``: kernels and
+all-reduces ``T_s`` (:func:`sim.costs.stage.stage_pass`) plus the blocking send to the next
+stage ``P_s`` (in decode the last stage sends back to stage 0). With ``M`` microbatches:
+
+* decode (closed loop, ``M`` tokens circulating through a ring of FIFO stages):
+  ``step = max(L, M * max_s occ_s)`` with the cycle latency ``L = sum_s occ_s``; the first
+  term is the bubble-bound regime (too few microbatches to fill the pipeline), the second the
+  bottleneck-bound one. Exact for deterministic stages when links do not contend.
+* prefill (a batch enters once the previous one has left): the flow-shop makespan
+  ``step = sum_s occ_s + (M - 1) * max_s occ_s``.
+
+A growing context is evaluated at the mean context of the measured iterations (attention
+cost is linear in the context, so this is exact while no kernel changes regime).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim.costs.model import CostModel
+from sim.costs.stage import StagePass, stage_pass
+from sim.metrics import BREAKDOWN_KEYS, PAPER_TPOT_LABEL, SEED_CLAIMED_EVENTS_PER_BATCH
+from sim.program import boundary_transfers
+from topology.cluster import Cluster
+from topology.plan import Plan
+from topology.results import Metrics, StageMetrics
+from topology.workload import TokenShape, Workload
+
+
+def analytic_shape(workload: Workload, microbatches: int) -> TokenShape:
+    shape = workload.token_shape(microbatches, 0)
+    if workload.phase == "decode" and workload.context_growth == "grow":
+        mean_growth = workload.warmup_iters + (workload.measured_iters - 1) // 2
+        return workload.token_shape(microbatches, mean_growth)
+    return shape
+
+
+def analytic_metrics(plan: Plan, workload: Workload, cluster: Cluster, cost: CostModel) -> Metrics:
+    shape = analytic_shape(workload, plan.microbatches)
+    passes = [stage_pass(plan, stage, shape, cluster, cost) for stage in plan.stages]
+    decode = workload.phase == "decode"
+    k, mbs = plan.num_stages, plan.microbatches
+    sends = []
+    for s in range(k):
+        if s < k - 1 or decode:
+            transfers = boundary_transfers(plan.stages[s], plan.stages[(s + 1) % k], passes[s].output_bytes,
+                                           cluster, cost)
+            sends.append((max((t.cost.time_s for t in transfers), default=0.0), transfers))
+        else:
+            sends.append((0.0, ()))
+    occupancy = [p.compute_s + p.allreduce_s + send for p, (send, _) in zip(passes, sends, strict=True)]
+    cycle_s, bottleneck_s = sum(occupancy), max(occupancy)
+    step_s = max(cycle_s, mbs * bottleneck_s) if decode else cycle_s + (mbs - 1) * bottleneck_s
+    tokens_per_s = workload.tokens_per_iteration / step_s
+    stages = []
+    for stage, p, (send, _) in zip(plan.stages, passes, sends, strict=True):
+        comp, comm = mbs * p.compute_s, mbs * (p.allreduce_s + send)
+        stages.append(StageMetrics(stage.index, stage.devices, comp, comm, max(0.0, step_s - comp - comm)))
+    worst = max(range(k), key=lambda s: (occupancy[s], s))
+    breakdown = _breakdown(passes[worst], sends[worst][0], mbs, step_s)
+    extra: dict[str, Any] = {
+        "estimator": "analytic",
+        "paper_tpot_label": PAPER_TPOT_LABEL,
+        "cycle_latency_s": cycle_s,
+        "bubble_free_step_time_s": mbs * bottleneck_s,
+        "step_breakdown_s": breakdown,
+        "breakdown_device_stage": worst,
+        "dominant_cost": max(BREAKDOWN_KEYS, key=lambda key: breakdown[key]),
+        "l2": [{"stage": p.stage, "weights_bytes": p.residency.weights_bytes,
+                "streamed_bytes_per_pass": p.residency.streamed_bytes_per_pass,
+                "capacity_bytes": p.residency.capacity_bytes, "sram_counted": p.residency.sram_counted,
+                "hit_fraction": p.residency.hit_fraction, "fit": p.residency.fit} for p in passes],
+        "communication": {
+            "collective_events_per_iteration": float(mbs * sum(p.allreduce_count for p in passes)),
+            "p2p_transfers_per_iteration": float(mbs * (k - 1)),
+            "loopback_transfers_per_iteration": float(mbs if decode and k > 1 else 0),
+            "p2p_messages_per_iteration": float(mbs * sum(len(t) for _, t in sends)),
+            "events_per_batch": float(mbs * (sum(p.allreduce_count for p in passes) + (k - 1)
+                                             + (1 if decode and k > 1 else 0))),
+            "seed_claimed_events_per_batch": SEED_CLAIMED_EVENTS_PER_BATCH.get(plan.schedule),
+        },
+        "microbatches": mbs,
+        "plan": plan.describe(),
+    }
+    ttft_s = None
+    if not decode:
+        ttft_s = sum(cycle_s + m * bottleneck_s for m in range(mbs)) / mbs
+    return Metrics(tokens_per_s=tokens_per_s, step_time_s=step_s, tpot_s=step_s if decode else None,
+                   ttft_s=ttft_s, paper_tpot_s=1.0 / tokens_per_s, stages=tuple(stages), extra=extra)
+
+
+def _breakdown(p: StagePass, send_s: float, mbs: int, step_s: float) -> dict[str, float]:
+    parts = {
+        "compute": mbs * p.total("compute_s"),
+        "weights": mbs * p.total("weights_s"),
+        "kv_cache": mbs * p.total("kv_s"),
+        "activations": mbs * p.total("activations_s"),
+        "launch": mbs * p.total("launch_s"),
+        "communication": mbs * (p.allreduce_s + send_s),
+    }
+    parts["bubble"] = max(0.0, step_s - sum(parts.values()))
+    return parts

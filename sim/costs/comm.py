@@ -1,0 +1,81 @@
+"""Communication costs (pure): point-to-point messages and NCCL-style all-reduce.
+
+Point-to-point over a route of hops: ``t = latency + bytes / (min hop bw * link_efficiency)``,
+latency ``p2p_latency_s`` inside a node, ``inter_node_latency_s`` when the route crosses nodes.
+
+Ring all-reduce of ``B`` bytes per rank over ``n`` ranks of one node:
+``t = 2(n-1) * collective_latency_s + 2(n-1)/n * B / (bw * link_efficiency)``.
+Spanning ``N`` nodes of ``g`` ranks each, hierarchically: reduce-scatter inside each node,
+ring all-reduce of the ``B/g`` shard across nodes, all-gather inside each node:
+``t = 2[(g-1) lat_intra + (g-1)/g * B / bw_intra] + 2(N-1) lat_inter + 2(N-1)/N * (B/g) / bw_inter``.
+A profile's measured fit for the op and group size replaces the formula:
+``t = latency_s + factor * B / bw_bytes_per_s`` (factor ``2(n-1)/n`` for all-reduce, 1 for sendrecv).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.costs.model import CostModel
+from topology.cluster import NETWORK_SWITCH, Cluster
+
+Hop = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class CommCost:
+    latency_s: float
+    serialization_s: float  # time the links are busy moving the bytes
+    bytes_sent_per_rank: float
+
+    @property
+    def time_s(self) -> float:
+        return self.latency_s + self.serialization_s
+
+
+def hop_crosses_nodes(hop: Hop) -> bool:
+    return NETWORK_SWITCH in hop
+
+
+def hop_bw_bytes_per_s(hop: Hop, cost: CostModel) -> float:
+    params = cost.params
+    raw = params.inter_node_bw_bytes_per_s if hop_crosses_nodes(hop) else params.intra_node_bw_bytes_per_s
+    return raw * params.link_efficiency
+
+
+def p2p_cost(nbytes: int, hops: tuple[Hop, ...], cost: CostModel) -> CommCost:
+    if not hops or nbytes == 0:
+        return CommCost(0.0, 0.0, 0.0)
+    fit = cost.collective_fit("sendrecv", 2)
+    if fit is not None:
+        return CommCost(fit.latency_s, nbytes / fit.bw_bytes_per_s, float(nbytes))
+    params = cost.params
+    crosses = any(hop_crosses_nodes(h) for h in hops)
+    latency_s = params.inter_node_latency_s if crosses else params.p2p_latency_s
+    bw = min(hop_bw_bytes_per_s(h, cost) for h in hops)
+    return CommCost(latency_s, nbytes / bw, float(nbytes))
+
+
+def allreduce_cost(nbytes: int, devices: tuple[str, ...], cluster: Cluster, cost: CostModel) -> CommCost:
+    n = len(devices)
+    if n <= 1 or nbytes == 0:
+        return CommCost(0.0, 0.0, 0.0)
+    ring_factor = 2.0 * (n - 1) / n
+    fit = cost.collective_fit("allreduce", n)
+    if fit is not None:
+        return CommCost(fit.latency_s, ring_factor * nbytes / fit.bw_bytes_per_s, ring_factor * nbytes)
+    params = cost.params
+    intra_bw = params.intra_node_bw_bytes_per_s * params.link_efficiency
+    nodes = sorted({cluster.node_of(d) for d in devices})
+    if len(nodes) == 1:
+        return CommCost(2 * (n - 1) * params.collective_latency_s, ring_factor * nbytes / intra_bw,
+                        ring_factor * nbytes)
+    per_node = max(sum(1 for d in devices if cluster.node_of(d) == node) for node in nodes)
+    num_nodes = len(nodes)
+    inter_bw = params.inter_node_bw_bytes_per_s * params.link_efficiency
+    shard = nbytes / per_node
+    intra_factor = 2.0 * (per_node - 1) / per_node
+    inter_factor = 2.0 * (num_nodes - 1) / num_nodes
+    latency_s = 2 * (per_node - 1) * params.collective_latency_s + 2 * (num_nodes - 1) * params.inter_node_latency_s
+    serialization_s = intra_factor * nbytes / intra_bw + inter_factor * shard / inter_bw
+    return CommCost(latency_s, serialization_s, intra_factor * nbytes + inter_factor * shard)

@@ -1,0 +1,158 @@
+"""Time and memory traffic of one operator on one device (pure; no SimPy).
+
+Kernel time (roofline plus launch):
+
+    t = max(flops / (peak * eff), t_mem) + launch
+    t_mem = hit * W / l2_bw + ((1 - hit) * W + A + KV) / (hbm_bw * hbm_eff)
+
+``W`` weight bytes, ``A`` activation bytes, ``KV`` KV-cache bytes read and written, ``hit``
+the L2 hit fraction of the weights (:mod:`sim.costs.residency`). ``eff`` depends on the
+shape: GEMMs ``compute_efficiency * min(1, m / gemm_min_rows)`` (skinny decode GEMMs pay for
+a whole tile and are bandwidth-bound anyway), attention ``attention_efficiency``,
+elementwise operators are pure bandwidth. ``launch`` is the per-kernel eager or CUDA-graph
+cost. With a profile's ``gemm_points`` / ``attention_points`` the roofline time is scaled by
+the measured-to-roofline ratio of the nearest measured shapes (inverse log-distance
+weighting of the two nearest), so measurements replace the efficiency guesses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sim.costs.model import CostModel
+from sim.params import SimParams
+from topology.ops import (
+    Op,
+    attention_pairs,
+    op_activation_bytes,
+    op_flops,
+    op_kv_read_bytes,
+    op_kv_write_bytes,
+    op_weight_bytes,
+)
+from topology.workload import TokenShape
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """One kernel on one device; the ``*_s`` parts add up to ``time_s``."""
+
+    name: str
+    kind: str
+    time_s: float
+    flops: float
+    weight_bytes: int
+    activation_bytes: int
+    kv_bytes: int
+    l2_bytes: float  # weight bytes served by L2
+    hbm_bytes: float  # everything else
+    compute_s: float  # time attributed to arithmetic (compute-bound kernels)
+    weights_s: float  # time attributed to reading weights (memory-bound kernels)
+    kv_s: float
+    activations_s: float
+    launch_s: float
+
+
+def gemm_efficiency(rows: int, params: SimParams) -> float:
+    return params.compute_efficiency * min(1.0, rows / params.gemm_min_rows)
+
+
+def gemm_roofline_s(m: int, n: int, k: int, dtype_bytes: int, params: SimParams) -> float:
+    """Roofline time of an (m x k) @ (k x n) GEMM streaming everything from HBM, no launch."""
+    compute_s = 2.0 * m * n * k / (params.peak_flops_per_s * gemm_efficiency(m, params))
+    memory_s = (m * k + k * n + m * n) * dtype_bytes / params.hbm_effective_bw_bytes_per_s
+    return max(compute_s, memory_s)
+
+
+def attention_roofline_s(
+    batch: int, heads: int, kv_heads: int, head_dim: int, new_tokens: int, context_len: int,
+    dtype_bytes: int, params: SimParams,
+) -> float:
+    shape = TokenShape(batch=batch, new_tokens=new_tokens, context_len=context_len)
+    flops = 4.0 * batch * heads * head_dim * attention_pairs(shape)
+    kv = (batch * context_len + shape.tokens) * 2 * kv_heads * head_dim * dtype_bytes
+    act = 2 * shape.tokens * heads * head_dim * dtype_bytes
+    return max(flops / (params.peak_flops_per_s * params.attention_efficiency),
+               (kv + act) / params.hbm_effective_bw_bytes_per_s)
+
+
+def measured_ratio(query: Sequence[int], points: Sequence[tuple[Sequence[int], float]]) -> float | None:
+    """Inverse log-distance weighted ratio of the two measured shapes nearest to ``query``."""
+    if not points:
+        return None
+    scored = []
+    for dims, ratio in points:
+        distance = math.sqrt(sum((math.log(max(a, 1)) - math.log(max(b, 1))) ** 2
+                                 for a, b in zip(query, dims, strict=True)))
+        if distance == 0.0:
+            return ratio
+        scored.append((distance, ratio))
+    scored.sort()
+    nearest = scored[:2]
+    weights = [1.0 / d for d, _ in nearest]
+    return sum(w * r for w, (_, r) in zip(weights, nearest, strict=True)) / sum(weights)
+
+
+def _measured_scale(op: Op, shape: TokenShape, cost: CostModel) -> float:
+    """Measured time / roofline time near this operator's shape (1.0 without measurements)."""
+    params = cost.params
+    points: list[tuple[tuple[int, ...], float]]
+    if op.kind == "gemm" and cost.gemm_points:
+        points = [((p.m, p.n, p.k), p.time_s / gemm_roofline_s(p.m, p.n, p.k, op.dtype_bytes, params))
+                  for p in cost.gemm_points]
+        ratio = measured_ratio((shape.tokens, op.out_features, op.in_features), points)
+        return 1.0 if ratio is None else ratio
+    if op.kind == "attention" and cost.attention_points:
+        points = [((a.batch, a.heads, a.kv_heads, a.head_dim, a.new_tokens, a.context_len),
+                   a.time_s / attention_roofline_s(a.batch, a.heads, a.kv_heads, a.head_dim, a.new_tokens,
+                                                   a.context_len, op.dtype_bytes, params))
+                  for a in cost.attention_points]
+        query = (shape.batch, op.heads, op.kv_heads, op.head_dim, shape.new_tokens, shape.context_len)
+        ratio = measured_ratio(query, points)
+        return 1.0 if ratio is None else ratio
+    return 1.0
+
+
+def op_cost(op: Op, shape: TokenShape, cost: CostModel, weight_hit_fraction: float) -> OpCost:
+    """Time and traffic of one compute operator (not a collective) at ``shape``."""
+    params = cost.params
+    flops = op_flops(op, shape)
+    weights = op_weight_bytes(op)
+    activations = op_activation_bytes(op, shape)
+    kv = op_kv_read_bytes(op, shape) + op_kv_write_bytes(op, shape)
+    hbm_bw = params.hbm_effective_bw_bytes_per_s
+    l2_weight_bytes = weight_hit_fraction * weights
+    weights_s = l2_weight_bytes / params.l2_bw_bytes_per_s + (weights - l2_weight_bytes) / hbm_bw
+    kv_s = kv / hbm_bw
+    activations_s = activations / hbm_bw
+    memory_s = weights_s + kv_s + activations_s
+    if op.kind == "gemm":
+        compute_s = flops / (params.peak_flops_per_s * gemm_efficiency(shape.tokens, params))
+    elif op.kind == "attention":
+        compute_s = flops / (params.peak_flops_per_s * params.attention_efficiency)
+    else:
+        compute_s = 0.0  # elementwise: bandwidth-bound by construction
+    scale = _measured_scale(op, shape, cost)
+    launch_s = cost.launch_overhead_s
+    if compute_s >= memory_s:
+        parts = (compute_s * scale, 0.0, 0.0, 0.0)
+    else:
+        parts = (0.0, weights_s * scale, kv_s * scale, activations_s * scale)
+    return OpCost(
+        name=op.name,
+        kind=op.kind,
+        time_s=sum(parts) + launch_s,
+        flops=flops,
+        weight_bytes=weights,
+        activation_bytes=activations,
+        kv_bytes=kv,
+        l2_bytes=l2_weight_bytes,
+        hbm_bytes=weights - l2_weight_bytes + activations + kv,
+        compute_s=parts[0],
+        weights_s=parts[1],
+        kv_s=parts[2],
+        activations_s=parts[3],
+        launch_s=launch_s,
+    )

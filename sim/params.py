@@ -1,0 +1,121 @@
+"""The simulator's named, fittable parameters, resolved from data files and a profile.
+
+Defaults come from the GPU and link data files (``topology/data``); a
+:class:`topology.profile.HardwareProfile` replaces them with measured values and then with
+``ProfileParams.sim_params`` (fitted by ``layerwise validate``) by name. Only the
+dimensionless efficiencies below have inline defaults, each with its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from topology.cluster import Cluster
+from topology.errors import LayerwiseError
+from topology.profile import HardwareProfile
+
+# Dimensionless modelling constants (not hardware numbers), each a starting point for fitting:
+DEFAULT_COMPUTE_EFFICIENCY = 0.75  # large BF16 GEMMs on Hopper reach ~75-80% of dense peak (cuBLAS)
+DEFAULT_ATTENTION_EFFICIENCY = 0.5  # FlashAttention-2/3 forward reaches ~35-75% of peak on H100
+DEFAULT_HBM_EFFICIENCY = 0.9  # streaming kernels reach ~90% of the HBM datasheet bandwidth
+DEFAULT_LINK_EFFICIENCY = 0.8  # nccl-tests bus bandwidth tops out near 80% of the link's per-direction peak
+DEFAULT_GEMM_MIN_ROWS = 64.0  # Hopper wgmma tiles are 64 rows: a GEMM with fewer rows pays for 64
+
+
+@dataclass(frozen=True)
+class SimParams:
+    """Per-device and per-link parameters, SI units (FLOP/s, bytes, bytes/s, s)."""
+
+    peak_flops_per_s: float  # dense BF16 tensor-core peak (or a measured best GEMM rate)
+    compute_efficiency: float  # achieved fraction of peak for large GEMMs
+    attention_efficiency: float  # achieved fraction of peak for compute-bound attention (prefill)
+    gemm_min_rows: float  # GEMMs with fewer rows (tokens) than this run at rows/gemm_min_rows of the rate
+    hbm_bw_bytes_per_s: float  # HBM bandwidth (datasheet, or a measured copy bandwidth)
+    hbm_efficiency: float  # achieved fraction of hbm_bw_bytes_per_s for streaming kernels
+    l2_bw_bytes_per_s: float  # read bandwidth of data hot in L2
+    l2_usable_bytes: float  # bytes of L2 a resident working set can hold
+    launch_overhead_eager_s: float  # per-kernel cost, eager launches
+    launch_overhead_graph_s: float  # per-kernel cost inside a CUDA-graph replay
+    intra_node_bw_bytes_per_s: float  # one GPU's intra-node link (NVLink into NVSwitch), per direction
+    inter_node_bw_bytes_per_s: float  # one GPU's inter-node link (NIC), per direction
+    link_efficiency: float  # achieved fraction of link bandwidth
+    collective_latency_s: float  # per ring step of a collective inside a node
+    p2p_latency_s: float  # per point-to-point message inside a node
+    inter_node_latency_s: float  # per message or ring step that crosses nodes
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith(("_s",)):
+                if value < 0:
+                    raise LayerwiseError(f"sim_params.{f.name}", f"must be >= 0, got {value}")
+            elif value <= 0:
+                raise LayerwiseError(f"sim_params.{f.name}", f"must be > 0, got {value}")
+        for name in ("compute_efficiency", "attention_efficiency", "hbm_efficiency", "link_efficiency"):
+            if getattr(self, name) > 1.0:
+                raise LayerwiseError(f"sim_params.{name}", f"must be <= 1, got {getattr(self, name)}")
+
+    @property
+    def hbm_effective_bw_bytes_per_s(self) -> float:
+        return self.hbm_bw_bytes_per_s * self.hbm_efficiency
+
+    def launch_overhead_s(self, cuda_graphs: bool) -> float:
+        return self.launch_overhead_graph_s if cuda_graphs else self.launch_overhead_eager_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FITTABLE_PARAMS: tuple[str, ...] = tuple(f.name for f in fields(SimParams))
+
+
+def datasheet_params(cluster: Cluster) -> SimParams:
+    """Defaults from the cluster's GPU and link data files."""
+    gpu, intra, inter = cluster.gpu, cluster.intra_node_link, cluster.inter_node_link
+    inter_link = inter if inter is not None else intra
+    return SimParams(
+        peak_flops_per_s=gpu.dense_bf16_flops_per_s,
+        compute_efficiency=DEFAULT_COMPUTE_EFFICIENCY,
+        attention_efficiency=DEFAULT_ATTENTION_EFFICIENCY,
+        gemm_min_rows=DEFAULT_GEMM_MIN_ROWS,
+        hbm_bw_bytes_per_s=gpu.hbm_bw_bytes_per_s,
+        hbm_efficiency=DEFAULT_HBM_EFFICIENCY,
+        l2_bw_bytes_per_s=gpu.l2_bw_bytes_per_s,
+        l2_usable_bytes=float(gpu.l2_usable_bytes),
+        launch_overhead_eager_s=gpu.launch_overhead_eager_s,
+        launch_overhead_graph_s=gpu.launch_overhead_graph_s,
+        intra_node_bw_bytes_per_s=intra.bw_bytes_per_s_per_direction,
+        inter_node_bw_bytes_per_s=inter_link.bw_bytes_per_s_per_direction,
+        link_efficiency=DEFAULT_LINK_EFFICIENCY,
+        collective_latency_s=intra.latency_s,
+        p2p_latency_s=intra.latency_s,
+        inter_node_latency_s=inter_link.latency_s,
+    )
+
+
+def resolve_params(cluster: Cluster, profile: HardwareProfile | None) -> SimParams:
+    """Datasheet defaults, then the profile's measured fields, then its ``sim_params``."""
+    params = datasheet_params(cluster)
+    if profile is None:
+        return params
+    measured = profile.params
+    updates: dict[str, float] = {}
+    if measured.hbm_bw_bytes_per_s is not None:
+        # A measured copy bandwidth is already what streaming kernels achieve.
+        updates.update(hbm_bw_bytes_per_s=float(measured.hbm_bw_bytes_per_s), hbm_efficiency=1.0)
+    if measured.matmul_flops_per_s is not None:
+        # The best measured large-GEMM rate is the achieved rate itself.
+        updates.update(peak_flops_per_s=float(measured.matmul_flops_per_s), compute_efficiency=1.0)
+    for name in ("l2_usable_bytes", "l2_bw_bytes_per_s", "launch_overhead_eager_s", "launch_overhead_graph_s"):
+        value = getattr(measured, name)
+        if value is not None:
+            updates[name] = float(value)
+    for name, value in measured.sim_params.items():
+        if name not in FITTABLE_PARAMS:
+            raise LayerwiseError(
+                f"profile.sim_params.{name}",
+                f"unknown simulator parameter (known: {', '.join(FITTABLE_PARAMS)})",
+            )
+        updates[name] = float(value)
+    return replace(params, **updates)

@@ -1,0 +1,98 @@
+"""What the event engine executes: stage passes compiled to flat steps, and the routes
+between stages (pure; no SimPy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.costs.comm import CommCost, p2p_cost
+from sim.costs.model import CostModel
+from sim.costs.stage import COMPUTE, Segment, StagePass, stage_pass
+from sim.fabric import Hop
+from topology.cluster import NETWORK_SWITCH, Cluster
+from topology.plan import Plan, Stage
+from topology.workload import TokenShape, Workload
+
+# Per-pass totals the engine accumulates for measured iterations (per device of the stage).
+PASS_TOTALS = ("compute_s", "weights_s", "kv_s", "activations_s", "launch_s", "flops", "hbm_bytes", "l2_bytes")
+
+
+@dataclass(frozen=True)
+class Step:
+    is_compute: bool
+    duration_s: float
+    segment: Segment
+
+
+@dataclass(frozen=True)
+class PassProgram:
+    stage_pass: StagePass
+    steps: tuple[Step, ...]
+    totals: tuple[float, ...]  # PASS_TOTALS, in order
+    allreduce_count: int
+    allreduce_bytes_sent: float
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One rank-to-rank message of a stage boundary."""
+
+    src: str
+    dst: str
+    hops: tuple[Hop, ...]
+    cost: CommCost
+
+
+def compile_pass(stage_pass_: StagePass) -> PassProgram:
+    steps = tuple(Step(s.kind == COMPUTE, s.duration_s, s) for s in stage_pass_.segments)
+    return PassProgram(
+        stage_pass=stage_pass_,
+        steps=steps,
+        totals=tuple(stage_pass_.total(name) for name in PASS_TOTALS),
+        allreduce_count=stage_pass_.allreduce_count,
+        allreduce_bytes_sent=stage_pass_.allreduce_bytes_sent,
+    )
+
+
+class PassCache:
+    """Compiled passes per (stage, context length): a growing context changes attention only."""
+
+    def __init__(self, plan: Plan, workload: Workload, cluster: Cluster, cost: CostModel) -> None:
+        self._plan, self._workload, self._cluster, self._cost = plan, workload, cluster, cost
+        self._cache: dict[tuple[int, int], PassProgram] = {}
+
+    def shape(self, iteration: int) -> TokenShape:
+        return self._workload.token_shape(self._plan.microbatches, iteration)
+
+    def get(self, stage: int, iteration: int) -> PassProgram:
+        shape = self.shape(iteration)
+        key = (stage, shape.context_len)
+        program = self._cache.get(key)
+        if program is None:
+            program = compile_pass(stage_pass(self._plan, self._plan.stages[stage], shape, self._cluster, self._cost))
+            self._cache[key] = program
+        return program
+
+
+def boundary_transfers(src: Stage, dst: Stage, nbytes: int, cluster: Cluster, cost: CostModel) -> tuple[Transfer, ...]:
+    """Rank j of the wider group pairs with rank j mod t of the other: every receiver gets the activation."""
+    width = max(src.tp_degree, dst.tp_degree)
+    transfers = []
+    for j in range(width):
+        a, b = src.devices[j % src.tp_degree], dst.devices[j % dst.tp_degree]
+        if a == b:
+            continue
+        hops = cluster.route(a, b)
+        transfers.append(Transfer(a, b, hops, p2p_cost(nbytes, hops, cost)))
+    return tuple(transfers)
+
+
+def group_ports(stage: Stage, cluster: Cluster) -> tuple[Hop, ...]:
+    """Both directions of every link of every device of the stage (what a collective holds)."""
+    ports: list[Hop] = []
+    for device in stage.devices:
+        for neighbour in sorted(cluster.graph.neighbors(device)):
+            ports += [(device, neighbour), (neighbour, device)]
+    if cluster.same_node(stage.devices):
+        ports = [p for p in ports if NETWORK_SWITCH not in p]
+    return tuple(ports)
