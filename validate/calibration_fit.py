@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import least_squares
 
 from topology.profile import CollectiveFit, GemmPoint
@@ -43,7 +44,7 @@ def collective_factor(op: str, group_size: int) -> float:
     raise ValueError(f"unknown collective op {op!r} (known: allreduce, sendrecv)")
 
 
-def fit_latency_bandwidth(nbytes: Sequence[float], times_s: Sequence[float], factor: float = 1.0
+def fit_latency_bandwidth(nbytes: ArrayLike, times_s: ArrayLike, factor: float = 1.0
                           ) -> LatencyBandwidthFit:
     """Fit ``time_s = latency_s + factor * nbytes / bw_bytes_per_s`` (robust, relative error)."""
     size = np.asarray(nbytes, dtype=float)
@@ -97,17 +98,20 @@ def fit_copy_bandwidth(moved_bytes: Sequence[float], times_s: Sequence[float]) -
 
 def usable_l2_bytes(weight_bytes: Sequence[int], hot_s: Sequence[float], cold_s: Sequence[float],
                     threshold: float = L2_HOT_SPEEDUP_THRESHOLD) -> int | None:
-    """Largest weight size, scanning up from the smallest, while cold / hot stays above ``threshold``.
+    """Largest weight size of the first run of sizes (smallest up) where cold / hot > ``threshold``.
 
-    The scan stops at the first size where hot is no longer clearly faster, so one noisy point
-    past the knee cannot inflate the answer. ``None`` when even the smallest size misses.
+    Leading sizes where hot is not clearly faster are skipped (tiny GEMMs are bound by their
+    fixed cost, not by where the weight lives); the run ends at the first size past them where
+    hot is no longer clearly faster, so one noisy point beyond the knee cannot inflate the
+    answer. ``None`` when no size is clearly faster hot.
     """
     order = np.argsort(np.asarray(weight_bytes))
     usable: int | None = None
     for i in order:
-        if cold_s[i] / hot_s[i] <= threshold:
+        if cold_s[i] / hot_s[i] > threshold:
+            usable = int(weight_bytes[i])
+        elif usable is not None:
             break
-        usable = int(weight_bytes[i])
     return usable
 
 
