@@ -39,7 +39,9 @@ def measure_shape(shape: WeightShape, rows: tuple[int, ...], device: Device, gri
     for m in rows:
         x = torch.randn(m, shape.k, device=device.torch_device, dtype=device.dtype,
                         generator=generator)  # (m, k)
-        per_call_s = time_burst_s(_linear_calls(x, weights, grid.calls_per_timing), device, grid.repeats)
+        # decode GEMMs last microseconds: many per burst; a prefill GEMM one rotation of weights
+        count = grid.calls_per_timing if m <= max(grid.decode_rows) else 2
+        per_call_s = time_burst_s(_linear_calls(x, weights, count), device, grid.repeats)
         time_s = median_s(per_call_s)
         points.append({"shape": shape.name, "m": m, "n": shape.n, "k": shape.k, "time_s": time_s,
                        "min_time_s": min(per_call_s), "rotation_copies": copies,
