@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from topology.errors import LayerwiseError
 
@@ -22,6 +23,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("validate.cli", "fit the simulator to measured runs and write the report"),
 }
 DEFAULT_COMMAND = "simulate"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``layerwise CMD: error: ...``) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _usage() -> str:
@@ -55,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         print(f"layerwise: error: `{command}` needs the missing module {exc.name!r}", file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(prog=f"layerwise {command}", description=summary)
+    parser = OneLineParser(prog=f"layerwise {command}", description=summary)
     module.add_arguments(parser)
     parsed = parser.parse_args(args)
     try:
