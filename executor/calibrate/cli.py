@@ -124,7 +124,11 @@ def calibrate(args: argparse.Namespace) -> HardwareProfile:
     device, gpus = _device(args)
     sections = _sections(args)
     grid = _grid(args, device)
-    environment = collect_environment(device.torch_device.type, gpus)
+    try:
+        environment = collect_environment(device.torch_device.type, gpus)
+    except Exception as exc:  # a missing tool must not stop the measurements
+        environment = {"error": f"{type(exc).__name__}: {exc}", "torch": torch.__version__,
+                       "gpu_name": torch.cuda.get_device_name(0) if device.is_cuda else "cpu"}
     environment["quick"] = bool(args.quick)
     environment["command"] = "layerwise calibrate " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])
     gpu_name = str(environment["gpu_name"])
