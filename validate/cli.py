@@ -1,0 +1,194 @@
+"""``layerwise validate RESULTS... [--profile P] --out DIR``: fit the simulator to measured
+runs, score it on experiments the fit never saw, and write the report and fitted profile."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from topology.atomic_io import write_json_atomic
+from topology.errors import LayerwiseError
+from topology.profile import HardwareProfile, load_profile, write_profile
+from validate.crossval import Validation, validate_measurements
+from validate.folds import describe_folds, parse_folds, split_folds
+from validate.measured import Measurement, load_measurements
+from validate.prediction import with_sim_params, without_sim_params
+from validate.ranking import rank_groups
+from validate.report import ReportInput, Timelines, write_report
+from validate.resimulate import (
+    DEFAULT_PARAM_CANDIDATES,
+    MEASURED_ITERS,
+    WARMUP_ITERS,
+    measurement_predictor,
+    param_specs,
+    responsive_params,
+    simulate,
+)
+from validate.seed_question import SeedExtrapolation, extrapolate_seed, unmeasured_experiments
+from validate.summary import VARIANTS, phases, summarize
+from validate.timeline import load_trace_bars, steady_window
+from validate.traces import find_profiled_trace
+
+FITTED_PROFILE_NAME = "fitted-profile.json"
+SUMMARY_NAME = "validation.json"
+TIMELINE_STEPS = 2  # steady-state steps drawn in each timeline
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", nargs="+", help="measured result JSON files or folders (searched recursively)")
+    parser.add_argument("--profile", help="calibration profile JSON (layerwise calibrate); default: datasheet only")
+    parser.add_argument("--out", required=True, help="folder for report.md, report.html, fitted-profile.json")
+    parser.add_argument("--params", help="comma-separated simulator parameters to fit "
+                        f"(default: those of {', '.join(DEFAULT_PARAM_CANDIDATES)} the data responds to)")
+    parser.add_argument("--folds", help="'loo' or K for K-fold by experiment (default: loo up to 12 experiments, "
+                        "else 5)")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the fold shuffle (default 0)")
+    parser.add_argument("--no-extrapolation", action="store_true",
+                        help="skip simulating the seed's 16 x H100 experiment")
+
+
+def _progress(message: str) -> None:
+    print(f"validate: {message}", file=sys.stderr, flush=True)
+
+
+def _check_one_gpu(measurements: list[Measurement]) -> None:
+    gpus = sorted({m.gpu_name for m in measurements})
+    if len(gpus) > 1:
+        raise LayerwiseError("results", f"span several GPU models ({', '.join(gpus)}); validate one at a time")
+
+
+def _param_names(text: str | None, measurements: list[Measurement], base: HardwareProfile | None) -> tuple[str, ...]:
+    if text:
+        names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+        if not names:
+            raise LayerwiseError("--params", "no parameter names given")
+        return names
+    return responsive_params(DEFAULT_PARAM_CANDIDATES, measurements, base, measurement_predictor())
+
+
+def _timelines(validation: Validation, fitted: HardwareProfile, out: Path) -> Timelines | None:
+    """The simulated and (if committed) profiled timeline of one measured experiment."""
+    candidates = sorted(
+        validation.outcomes,
+        key=lambda o: (find_profiled_trace(o.measurement) is None, -o.measurement.plan.num_stages, o.measurement.key),
+    )
+    if not candidates:
+        return None
+    chosen = candidates[0].measurement
+    trace_path = out / "traces" / "simulated.trace.json"
+    trace_path.parent.mkdir(parents=True, exist_ok=True)
+    predicted = simulate(chosen.experiment, chosen.result.plan_name, chosen.plan, fitted, str(trace_path))
+    if not trace_path.is_file():
+        return None
+    simulated = steady_window(load_trace_bars(trace_path), TIMELINE_STEPS * predicted.step_time_s)
+    profiled_path = find_profiled_trace(chosen)
+    if profiled_path is None:
+        return Timelines(chosen.key, simulated, None,
+                         "none committed beside this result (the executor's torch.profiler trace is missing).")
+    profiled = steady_window(load_trace_bars(profiled_path, gpu_only=True),
+                             TIMELINE_STEPS * chosen.measured_step_time_s)
+    return Timelines(chosen.key, simulated, profiled, f"`{profiled_path}`.")
+
+
+def _summary_json(validation: Validation, fitted_path: Path) -> dict[str, object]:
+    errors = {
+        f"{phase}/{variant}": {"count": s.count, "mape": s.mape, "max_ape": s.max_ape, "worst": s.worst_key}
+        for phase in phases(validation.outcomes)
+        for variant in VARIANTS
+        if (s := summarize(validation.outcomes, variant, phase)) is not None
+    }
+    return {
+        "errors": errors,
+        "fitted_params": validation.final_fit.values,
+        "unconstrained_params": list(validation.final_fit.unconstrained),
+        "fitted_profile": str(fitted_path),
+        "experiments": [
+            {"key": o.measurement.key, "path": o.measurement.path, "phase": o.measurement.phase, "fold": o.fold,
+             "measured_step_time_s": o.measured_step_time_s,
+             **{f"{v}_step_time_s": getattr(o, v).step_time_s for v in (*VARIANTS, "final")}}
+            for o in validation.outcomes
+        ],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    measurements = load_measurements(list(args.results))
+    _check_one_gpu(measurements)
+    profile = load_profile(args.profile) if args.profile else None
+    base = without_sim_params(profile)
+    gpu_name = profile.gpu_name if profile else measurements[0].gpu_name
+    names = _param_names(args.params, measurements, base)
+    specs = param_specs(names, measurements, base)
+    k = parse_folds(args.folds, len(measurements))
+    folds = split_folds(len(measurements), k, np.random.default_rng(args.split_seed))
+    _progress(f"{len(measurements)} measured experiments, fitting {', '.join(names) or '(nothing)'}, "
+              f"{describe_folds(k, len(measurements))}")
+    validation = validate_measurements(measurements, measurement_predictor(), base, specs, folds, _progress)
+
+    fitted = with_sim_params(base, validation.final_fit.values, gpu_name)
+    mape, max_ape = None, None
+    decode = summarize(validation.outcomes, "held_out", "decode")
+    if decode:
+        mape, max_ape = decode.mape, decode.max_ape
+    fitted = HardwareProfile(
+        gpu_name=fitted.gpu_name, gpu_count=fitted.gpu_count, params=fitted.params,
+        environment={**fitted.environment, "validate": {
+            "results": [m.path for m in measurements], "calibration_profile": args.profile,
+            "held_out_decode_mape": mape, "held_out_decode_max_ape": max_ape,
+            "unconstrained_params": list(validation.final_fit.unconstrained)}},
+        raw=fitted.raw, source="validate-fit",
+    )
+    fitted_path = write_profile(out / FITTED_PROFILE_NAME, fitted)
+
+    timelines = _timelines(validation, fitted, out)
+    seed: SeedExtrapolation | None = None
+    seed_note = "skipped (--no-extrapolation)"
+    if not args.no_extrapolation:
+        try:
+            seed = extrapolate_seed(fitted, base, measurements[0].gpu_name, simulate)
+            seed_note = ""
+        except LayerwiseError as exc:
+            seed_note = str(exc)
+    measured_devices = max(m.plan.num_devices for m in measurements)
+    synthetic = any(bool(m.result.environment.get("synthetic")) for m in measurements)
+    data = ReportInput(
+        validation=validation,
+        rankings_held_out=rank_groups(validation.outcomes, "held_out"),
+        rankings_uncalibrated=rank_groups(validation.outcomes, "uncalibrated"),
+        command="layerwise validate " + " ".join(shlex.quote(a) for a in _command_args(args)),
+        profile_label=f"`{args.profile}`" if args.profile else "none (datasheet only; uncalibrated = datasheet)",
+        folds_label=describe_folds(k, len(measurements)),
+        warmup_iters=WARMUP_ITERS,
+        measured_iters=MEASURED_ITERS,
+        timelines=timelines,
+        seed=seed,
+        seed_note=seed_note,
+        unmeasured=tuple(unmeasured_experiments(measured_devices)),
+        measured_devices=measured_devices,
+        synthetic=synthetic,
+    )
+    markdown, page = write_report(out, data)
+    write_json_atomic(out / SUMMARY_NAME, _summary_json(validation, fitted_path))
+    mape_text = "n/a" if mape is None else f"{100 * mape:.1f}% (max {100 * (max_ape or 0.0):.1f}%)"
+    print(f"held-out decode MAPE {mape_text} over {len(measurements)} experiments; "
+          f"fitted {validation.final_fit.values}")
+    print(f"wrote {markdown}, {page}, {fitted_path}")
+    return 0
+
+
+def _command_args(args: argparse.Namespace) -> list[str]:
+    words = [*args.results, "--out", str(args.out)]
+    if args.profile:
+        words += ["--profile", args.profile]
+    if args.params:
+        words += ["--params", args.params]
+    if args.folds:
+        words += ["--folds", args.folds]
+    if args.no_extrapolation:
+        words.append("--no-extrapolation")
+    return words

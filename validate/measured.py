@@ -1,0 +1,135 @@
+"""Measured runs, as the validator sees them: one :class:`Measurement` per hardware result.
+
+A measured experiment is rebuilt from the resolved experiment its result recorded, and its
+plan from the exact Plan JSON it ran, so re-simulation uses the identical Plan.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from topology.cluster import cluster_names, load_cluster
+from topology.errors import LayerwiseError
+from topology.experiment import Experiment, experiment_from_dict
+from topology.hardware import gpu_names, load_gpu
+from topology.plan import Plan, plan_from_dict
+from topology.results import RunResult, load_result
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured experiment: a hardware result with its rebuilt experiment and plan."""
+
+    key: str  # unique, human-readable: experiment name / plan name (+ a suffix if repeated)
+    path: str
+    result: RunResult
+    experiment: Experiment
+    plan: Plan
+
+    @property
+    def phase(self) -> str:
+        return self.experiment.workload.phase
+
+    @property
+    def measured_step_time_s(self) -> float:
+        return self.result.metrics.step_time_s
+
+    @property
+    def gpu_name(self) -> str:
+        return self.experiment.cluster.gpu.name
+
+    @property
+    def group_key(self) -> str:
+        """Experiments with the same key differ only in plan (same model, cluster, workload)."""
+        w = self.experiment.workload
+        return (
+            f"{self.experiment.model.name} on {self.experiment.cluster.name}: {w.phase} "
+            f"batch {w.batch_size}, context {w.context_len}"
+            + (f", prompt {w.prompt_len}" if w.phase == "prefill" else "")
+            + f", {'graphs' if w.cuda_graphs else 'eager'}"
+        )
+
+
+def result_files(paths: list[str]) -> list[Path]:
+    """Every ``*.json`` under ``paths`` (files taken as given, folders searched recursively)."""
+    files: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*.json") if p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise LayerwiseError("results", f"no such file or folder: {item!r}")
+    return sorted(set(files))
+
+
+def _gpu_preset(display_name: str) -> str:
+    """The GPU preset file whose ``name`` is ``display_name`` (results record the display name)."""
+    if display_name in gpu_names():
+        return display_name
+    for preset in gpu_names():
+        if load_gpu(preset).name == display_name:
+            return preset
+    raise LayerwiseError("experiment.cluster.gpu", f"no GPU preset named {display_name!r}")
+
+
+def _cluster_record(raw: dict[str, Any]) -> dict[str, Any] | str:
+    """A recorded cluster (``Cluster.to_dict``) in the form ``cluster_from_dict`` reads."""
+    name = raw.get("name")
+    if isinstance(name, str) and name in cluster_names():
+        preset = load_cluster(name)
+        if preset.to_dict() == raw:
+            return name
+    record = {k: v for k, v in raw.items() if k != "num_nodes"}
+    if "num_nodes" in raw:
+        record["nodes"] = raw["num_nodes"]
+    if "gpu" in record:
+        record["gpu"] = _gpu_preset(str(record["gpu"]))
+    if record.get("inter_node_link") is None:
+        record.pop("inter_node_link", None)
+    return record
+
+
+def experiment_from_record(recorded: dict[str, Any]) -> Experiment:
+    """Rebuild the experiment a result recorded (its profile path dropped: validation picks profiles)."""
+    raw = copy.deepcopy(recorded)
+    if isinstance(raw.get("cluster"), dict):
+        raw["cluster"] = _cluster_record(raw["cluster"])
+    raw["profile"] = None
+    return experiment_from_dict(raw)
+
+
+def with_iterations(experiment: Experiment, warmup_iters: int, measured_iters: int) -> Experiment:
+    """The same experiment, simulated for fewer iterations (steady state is what is compared)."""
+    workload = dataclasses.replace(experiment.workload, warmup_iters=warmup_iters, measured_iters=measured_iters)
+    return dataclasses.replace(experiment, workload=workload)
+
+
+def load_measurements(paths: list[str]) -> list[Measurement]:
+    """Hardware results under ``paths``; JSON files that are not hardware results are skipped."""
+    measurements: list[Measurement] = []
+    seen: dict[str, int] = {}
+    for path in result_files(paths):
+        try:
+            result = load_result(path)
+        except (LayerwiseError, AttributeError, TypeError):
+            continue  # profiles, traces and other JSON files live beside results
+        if result.source != "hardware":
+            continue
+        try:
+            experiment = experiment_from_record(result.experiment)
+            plan = plan_from_dict(result.plan)
+        except LayerwiseError as exc:
+            raise LayerwiseError(f"results {str(path)!r}", str(exc)) from None
+        base = f"{experiment.name}/{result.plan_name}"
+        seen[base] = seen.get(base, 0) + 1
+        key = base if seen[base] == 1 else f"{base}#{seen[base]}"
+        measurements.append(Measurement(key=key, path=str(path), result=result, experiment=experiment, plan=plan))
+    if not measurements:
+        raise LayerwiseError("results", f"no hardware results (source 'hardware') under {', '.join(paths)}")
+    return measurements
