@@ -1,0 +1,58 @@
+"""Loading measured results: experiments and plans rebuilt exactly as they ran."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from topology.errors import LayerwiseError
+from topology.experiment import build_plan, load_experiment
+from topology.results import Metrics, RunResult, write_result
+from validate.measured import experiment_from_record, load_measurements, with_iterations
+
+
+def _result(experiment_name: str, plan_name: str, source: str = "hardware") -> RunResult:
+    experiment = load_experiment(experiment_name)
+    plan = build_plan(experiment, plan_name)
+    return RunResult(source=source, experiment=experiment.to_dict(), plan_name=plan_name, plan=plan.to_dict(),
+                     metrics=Metrics(1.0, 1e-3, 1e-3, None, 1.0), environment={})
+
+
+@pytest.mark.parametrize("name", ["small-h100x1", "tiny-cpu", "seed-16xh100"])
+def test_recorded_experiment_rebuilds_identically(name: str) -> None:
+    original = load_experiment(name)
+    rebuilt = experiment_from_record(original.to_dict())
+    assert rebuilt.model == original.model
+    assert rebuilt.workload == original.workload
+    assert rebuilt.cluster.to_dict() == original.cluster.to_dict()
+    assert rebuilt.plan_specs == original.plan_specs
+    assert rebuilt.profile_path is None
+
+
+def test_loader_keeps_hardware_results_only(tmp_path: Path) -> None:
+    write_result(tmp_path / "a" / "tp2.json", _result("tiny-cpu", "tp2"))
+    write_result(tmp_path / "a" / "again.json", _result("tiny-cpu", "tp2"))
+    write_result(tmp_path / "b" / "sim.json", _result("tiny-cpu", "pp2", source="sim"))
+    (tmp_path / "b" / "trace.json").write_text(json.dumps([{"ph": "X"}]))
+    (tmp_path / "b" / "other.json").write_text(json.dumps({"schema_version": 1, "gpu_name": "x"}))
+    measurements = load_measurements([str(tmp_path)])
+    assert sorted(m.key for m in measurements) == ["tiny-cpu/tp2", "tiny-cpu/tp2#2"]
+    m = measurements[0]
+    assert m.plan.to_dict() == build_plan(load_experiment("tiny-cpu"), "tp2").to_dict()
+    assert m.group_key == measurements[1].group_key
+
+
+def test_loader_errors(tmp_path: Path) -> None:
+    with pytest.raises(LayerwiseError, match="no hardware results"):
+        load_measurements([str(tmp_path)])
+    with pytest.raises(LayerwiseError, match="no such file"):
+        load_measurements([str(tmp_path / "nothing")])
+
+
+def test_with_iterations_changes_only_iterations() -> None:
+    experiment = load_experiment("small-h100x1")
+    short = with_iterations(experiment, 2, 10)
+    assert (short.workload.warmup_iters, short.workload.measured_iters) == (2, 10)
+    assert short.workload.batch_size == experiment.workload.batch_size and short.model == experiment.model

@@ -1,0 +1,66 @@
+"""Ranking, trace reading and the two renderings of the report document."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from topology.errors import LayerwiseError
+from validate.crossval import Outcome
+from validate.document import Block, Figure, Heading, Paragraph, Table, to_html, to_markdown
+from validate.measured import Measurement
+from validate.prediction import Prediction
+from validate.ranking import rank_groups
+from validate.timeline import load_trace_bars, steady_window
+
+
+def _outcomes(measurements: list[Measurement], predicted_s: list[float]) -> tuple[Outcome, ...]:
+    out = []
+    for m, p in zip(measurements, predicted_s, strict=True):
+        prediction = Prediction(step_time_s=p, tokens_per_s=1.0 / p)
+        out.append(Outcome(m, 0, prediction, prediction, prediction, prediction))
+    return tuple(out)
+
+
+def test_rank_agreement(stand_in_measurements: list[Measurement]) -> None:
+    group = [m for m in stand_in_measurements if m.group_key == stand_in_measurements[0].group_key]
+    assert len(group) >= 2
+    measured = [m.measured_step_time_s for m in group]
+    agreeing = rank_groups(_outcomes(group, measured), "held_out")
+    assert len(agreeing) == 1 and agreeing[0].agrees and agreeing[0].order_agrees
+    assert len(set(measured)) > 1
+    reversed_order = [1.0 / t for t in measured]  # the simulator prefers the slowest
+    disagreeing = rank_groups(_outcomes(group, reversed_order), "held_out")
+    assert not disagreeing[0].agrees and not disagreeing[0].order_agrees
+
+
+def test_trace_bars_and_window(tmp_path: Path) -> None:
+    events = [
+        {"ph": "M", "name": "thread_name", "pid": 0, "tid": 1, "args": {"name": "gpu1"}},
+        {"ph": "X", "name": "L0.qkv", "cat": "kernel", "pid": 0, "tid": 1, "ts": 100.0, "dur": 50.0},
+        {"ph": "X", "name": "cpu op", "cat": "cpu_op", "pid": 0, "tid": 2, "ts": 90.0, "dur": 5.0},
+        {"ph": "X", "name": "L1.qkv", "cat": "kernel", "pid": 0, "tid": 1, "ts": 1100.0, "dur": 50.0},
+    ]
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"traceEvents": events}))
+    bars = load_trace_bars(path)
+    assert [(b.row, b.start_s) for b in bars] == [("pid 0 / tid 2", 0.0), ("gpu1", pytest.approx(10e-6)),
+                                                  ("gpu1", pytest.approx(1010e-6))]
+    gpu = load_trace_bars(path, gpu_only=True)
+    assert {b.category for b in gpu} == {"kernel"} and gpu[0].operator == "qkv"
+    assert [b.name for b in steady_window(gpu, 100e-6)] == ["L1.qkv"]
+    path.write_text("{}")
+    with pytest.raises(LayerwiseError, match="not a Chrome trace"):
+        load_trace_bars(path)
+
+
+def test_document_renderings() -> None:
+    blocks: list[Block] = [Heading(1, "Title"), Paragraph("a **bold** `code` <tag>"),
+                           Table(("a", "b|c"), (("1", "2"),)), Figure("f.png", b"\x89PNG", "cap")]
+    md = to_markdown(blocks)
+    assert md.startswith("# Title\n") and "| a | b\\|c |" in md and "![cap](figures/f.png)" in md
+    html = to_html(blocks, "T")
+    assert "<strong>bold</strong>" in html and "<code>code</code>" in html and "&lt;tag&gt;" in html
+    assert 'src="data:image/png;base64,iVBORw==' in html

@@ -1,0 +1,96 @@
+"""``layerwise validate`` on the committed (synthetic) sample data: every section, a
+self-contained HTML page, and a fitted profile the simulator loads."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from layerwise.cli import main
+from sim.params import resolve_params
+from topology.cluster import load_cluster
+from topology.profile import load_profile
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "validate"
+SECTIONS = (
+    "# layerwise validation report",
+    "## Summary",
+    "## Data and method",
+    "## Measured vs predicted",
+    "## Per-experiment error",
+    "## Step-time breakdown",
+    "## Timelines: simulated and profiled",
+    "## Rank agreement",
+    "## The seed's question",
+    "### At the measured scale",
+    "### Extrapolation to the seed's 16 x H100 experiment",
+)
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    code = main(["validate", str(SAMPLE / "hardware"), "--profile", str(SAMPLE / "profile.json"),
+                 "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def test_markdown_has_every_section(report_dir: Path) -> None:
+    text = (report_dir / "report.md").read_text(encoding="utf-8")
+    for heading in SECTIONS:
+        assert re.search(f"^{re.escape(heading)}$", text, re.MULTILINE), heading
+    assert "SYNTHETIC DATA" in text
+    assert "Multi-GPU measurements were not possible" in text
+    assert "12,800" in text and "15,360" in text  # the paper's claims beside the predictions
+    assert "held-out MAPE" in text
+    for name in ("scatter.png", "errors.png", "breakdown.png", "timelines.png", "seed_prediction.png"):
+        assert f"figures/{name}" in text
+        assert (report_dir / "figures" / name).stat().st_size > 1000
+
+
+def test_html_is_self_contained(report_dir: Path) -> None:
+    page = (report_dir / "report.html").read_text(encoding="utf-8")
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert len(sources) == 5
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "http://" not in page and "https://" not in page
+    assert "<h2>The seed&#x27;s question</h2>" in page or "<h2>The seed's question</h2>" in page
+
+
+def test_fitted_profile_loads_in_the_simulator(report_dir: Path) -> None:
+    profile = load_profile(report_dir / "fitted-profile.json")
+    assert profile.source == "validate-fit"
+    assert profile.params.sim_params
+    params = resolve_params(load_cluster("h100x1"), profile)
+    for name, value in profile.params.sim_params.items():
+        assert getattr(params, name) == pytest.approx(value)
+    summary = json.loads((report_dir / "validation.json").read_text(encoding="utf-8"))
+    assert summary["errors"]["decode/held_out"]["count"] == 8
+    # synthetic data made with known parameters: the fit lands near them
+    truth = json.loads((SAMPLE / "hardware" / "small-b64-mb1.json").read_text())["environment"]["truth_sim_params"]
+    assert profile.params.sim_params["hbm_efficiency"] == pytest.approx(truth["hbm_efficiency"], rel=0.03)
+
+
+def test_missing_profiled_trace_is_said_not_faked(tmp_path: Path) -> None:
+    data = tmp_path / "hardware"
+    shutil.copytree(SAMPLE / "hardware", data, ignore=shutil.ignore_patterns("*.trace.json"))
+    out = tmp_path / "out"
+    code = main(["validate", str(data), "--out", str(out), "--folds", "3", "--params", "hbm_efficiency",
+                 "--no-extrapolation"])
+    assert code == 0
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "No profiled trace is available" in text
+    assert "could not be made: skipped (--no-extrapolation)" in text
+    assert "3-fold by experiment" in text
+
+
+def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["validate", str(SAMPLE / "hardware"), "--out", str(tmp_path / "o"), "--params", "warp_speed"]) == 2
+    assert "unknown simulator parameter" in capsys.readouterr().err
