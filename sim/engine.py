@@ -10,6 +10,8 @@ next batch once every microbatch of the previous one has left the last stage.
 
 from __future__ import annotations
 
+import operator
+from collections import deque
 from dataclasses import dataclass, field
 
 import simpy
@@ -22,6 +24,35 @@ from topology.plan import Plan
 from topology.workload import Workload
 
 TraceSlice = tuple[str, str, str, float, float]  # (device, name, category, start_s, duration_s)
+Message = tuple[int, int]  # (microbatch, iteration)
+
+
+class Inbox:
+    """A stage's FIFO of arrived microbatches; a process waits on an event only when it is empty."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self._env = env
+        self._queue: deque[Message] = deque()
+        self._waiter: simpy.Event | None = None
+
+    def put(self, message: Message) -> None:
+        if self._waiter is not None:
+            waiter, self._waiter = self._waiter, None
+            waiter.succeed(message)
+        else:
+            self._queue.append(message)
+
+    def take(self) -> Message | None:
+        """The oldest message, or None after arming :attr:`arrival` to wait for the next."""
+        if self._queue:
+            return self._queue.popleft()
+        self._waiter = self._env.event()
+        return None
+
+    @property
+    def arrival(self) -> simpy.Event:
+        assert self._waiter is not None
+        return self._waiter
 
 
 @dataclass
@@ -73,70 +104,73 @@ def simulate_events(
         bytes_sent={d: 0.0 for d in plan.devices},
         bytes_received={d: 0.0 for d in plan.devices},
     )
-    inboxes = [simpy.Store(env) for _ in stages]
+    inboxes = [Inbox(env) for _ in stages]
     trace_stop = warmup + trace_iterations
     batch_left = [0]
     batch_done: list[simpy.Event] = [env.event()]
 
-    def send(s: int, transfers: tuple[Transfer, ...], traced: bool):  # type: ignore[no-untyped-def]
-        now = env.now
-        end = now
-        for t in transfers:
-            start = fabric.reserve(t.hops, now, t.cost.serialization_s)
-            end = max(end, start + t.cost.time_s)
-            record.bytes_sent[t.src] += t.cost.bytes_sent_per_rank
-            record.bytes_received[t.dst] += t.cost.bytes_sent_per_rank
-        if traced:
-            for t in transfers:
-                record.trace.append((t.src, f"send -> {t.dst}", "communication", now, end - now))
-        if end > now:
-            record.events += 1
-            yield env.timeout(end - now)
-        return end - now
+    sends_done = [0] * k  # stage-level sends made, all iterations (bytes are tallied from these)
+    passes_done = [0] * k
 
     def stage_process(s: int):  # type: ignore[no-untyped-def]
-        inbox, tally, stage = inboxes[s], record.tallies[s], stages[s]
+        inbox, tally, stage, group = inboxes[s], record.tallies[s], stages[s], ports[s]
         last = s == k - 1
+        timeout, reserve = env.timeout, fabric.reserve
+        transfers = forward[s]
         while True:
-            mb, it = yield inbox.get()
-            record.events += 1
+            message = inbox.take()
+            if message is None:
+                message = yield inbox.arrival
+                record.events += 1
+            mb, it = message
             program = passes.get(s, it)
-            measured = it >= warmup
             traced = warmup <= it < trace_stop
             allreduce_s = 0.0
+            record.events += len(program.steps)
             for step in program.steps:
                 now = env.now
-                if step.is_compute:
-                    record.events += 1
-                    yield env.timeout(step.duration_s)
-                    if traced:
-                        _trace_ops(record, stage.devices, step.segment.ops, now)
-                else:
-                    begin = fabric.reserve(ports[s], now, step.duration_s)
-                    end = begin + step.duration_s
-                    record.events += 1
-                    yield env.timeout(end - now)
-                    allreduce_s += end - now
+                wait_s = 0.0
+                if step.allreduce is not None:
+                    hold_s = step.allreduce.duration_s
+                    begin = reserve(group, now, hold_s)
+                    wait_s = begin + hold_s - now
+                    allreduce_s += wait_s
                     if traced:
                         for device in stage.devices:
-                            record.trace.append((device, step.segment.label, "communication", begin, step.duration_s))
-            for device in stage.devices:
-                record.bytes_sent[device] += program.allreduce_bytes_sent
-                record.bytes_received[device] += program.allreduce_bytes_sent
+                            record.trace.append((device, step.allreduce.label, "communication", begin, hold_s))
+                if step.compute is not None:
+                    if traced:
+                        _trace_ops(record, stage.devices, step.compute.ops, now + wait_s)
+                    yield timeout(wait_s + step.compute.duration_s)
+                else:
+                    yield timeout(wait_s)
+            passes_done[s] += 1
             if last:
                 record.completions_s[mb][it] = env.now
             next_it = it + 1 if last else it
-            to_send = forward[s] if (not last or next_it < iterations) else ()
-            send_s = yield from send(s, to_send, traced)
-            if measured:
+            send_s = 0.0
+            if transfers and (not last or next_it < iterations):
+                now = end = env.now
+                for t in transfers:
+                    arrival = reserve(t.hops, now, t.cost.serialization_s) + t.cost.time_s
+                    if arrival > end:
+                        end = arrival
+                if traced:
+                    for t in transfers:
+                        record.trace.append((t.src, f"send -> {t.dst}", "communication", now, end - now))
+                sends_done[s] += 1
+                send_s = end - now
+                if send_s > 0.0:
+                    record.events += 1
+                    yield timeout(send_s)
+            if it >= warmup:
                 tally.passes += 1
-                for i, value in enumerate(program.totals):
-                    tally.totals[i] += value
+                tally.totals = list(map(operator.add, tally.totals, program.totals))
                 tally.allreduce_s += allreduce_s
                 tally.send_s += send_s
                 tally.allreduce_events += program.allreduce_count
                 tally.allreduce_bytes_sent += program.allreduce_bytes_sent
-                tally.p2p_messages += len(to_send)
+                tally.p2p_messages += len(transfers)
                 if last and decode and k > 1:
                     tally.loopback_transfers += 1  # the final token leaves too, even if nothing follows it
                 elif not last:
@@ -169,6 +203,14 @@ def simulate_events(
         env.process(prefill_driver())
     env.run()
     record.end_s = env.now
+    for s in range(k):
+        for device in stages[s].devices:  # a ring all-reduce sends and receives the same bytes per rank
+            program = passes.get(s, 0)
+            record.bytes_sent[device] += passes_done[s] * program.allreduce_bytes_sent
+            record.bytes_received[device] += passes_done[s] * program.allreduce_bytes_sent
+        for t in forward[s]:
+            record.bytes_sent[t.src] += sends_done[s] * t.cost.bytes_sent_per_rank
+            record.bytes_received[t.dst] += sends_done[s] * t.cost.bytes_sent_per_rank
     return record
 
 

@@ -9,8 +9,6 @@ contend and the later one starts when the earlier one releases it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 Hop = tuple[str, str]
 
 
@@ -20,10 +18,18 @@ class Fabric:
     def __init__(self) -> None:
         self._free_at_s: dict[Hop, float] = {}
 
-    def reserve(self, hops: Iterable[Hop], now_s: float, hold_s: float) -> float:
+    def reserve(self, hops: tuple[Hop, ...], now_s: float, hold_s: float) -> float:
         """Hold ``hops`` for ``hold_s`` from the earliest time all are free; returns that start."""
-        hop_list = tuple(hops)
-        start_s = max([now_s, *(self._free_at_s.get(h, 0.0) for h in hop_list)])
-        for hop in hop_list:
-            self._free_at_s[hop] = start_s + hold_s
+        if not hops:
+            return now_s
+        free_at = self._free_at_s
+        try:
+            start_s = max(map(free_at.__getitem__, hops))  # C-level loop: this is the hot path
+        except KeyError:
+            for hop in hops:
+                free_at.setdefault(hop, 0.0)
+            start_s = max(map(free_at.__getitem__, hops))
+        if start_s < now_s:
+            start_s = now_s
+        free_at.update(dict.fromkeys(hops, start_s + hold_s))
         return start_s

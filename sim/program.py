@@ -19,9 +19,19 @@ PASS_TOTALS = ("compute_s", "weights_s", "kv_s", "activations_s", "launch_s", "f
 
 @dataclass(frozen=True)
 class Step:
-    is_compute: bool
-    duration_s: float
-    segment: Segment
+    """One timeout of the engine: an optional all-reduce (a link hold requested when the step
+    starts), then the compute segment that follows it (no resource, so no decision between them)."""
+
+    allreduce: Segment | None
+    compute: Segment | None
+
+    @property
+    def allreduce_s(self) -> float:
+        return self.allreduce.duration_s if self.allreduce is not None else 0.0
+
+    @property
+    def compute_s(self) -> float:
+        return self.compute.duration_s if self.compute is not None else 0.0
 
 
 @dataclass(frozen=True)
@@ -43,8 +53,25 @@ class Transfer:
     cost: CommCost
 
 
+def compile_steps(segments: tuple[Segment, ...]) -> tuple[Step, ...]:
+    """Pair every all-reduce with the compute segment after it."""
+    steps: list[Step] = []
+    pending: Segment | None = None
+    for segment in segments:
+        if segment.kind == COMPUTE:
+            steps.append(Step(pending, segment))
+            pending = None
+        else:
+            if pending is not None:
+                steps.append(Step(pending, None))
+            pending = segment
+    if pending is not None:
+        steps.append(Step(pending, None))
+    return tuple(steps)
+
+
 def compile_pass(stage_pass_: StagePass) -> PassProgram:
-    steps = tuple(Step(s.kind == COMPUTE, s.duration_s, s) for s in stage_pass_.segments)
+    steps = compile_steps(stage_pass_.segments)
     return PassProgram(
         stage_pass=stage_pass_,
         steps=steps,
@@ -60,15 +87,17 @@ class PassCache:
     def __init__(self, plan: Plan, workload: Workload, cluster: Cluster, cost: CostModel) -> None:
         self._plan, self._workload, self._cluster, self._cost = plan, workload, cluster, cost
         self._cache: dict[tuple[int, int], PassProgram] = {}
+        shapes = [workload.token_shape(plan.microbatches, it) for it in range(workload.iterations)]
+        self._contexts = [shape.context_len for shape in shapes]
 
     def shape(self, iteration: int) -> TokenShape:
         return self._workload.token_shape(self._plan.microbatches, iteration)
 
     def get(self, stage: int, iteration: int) -> PassProgram:
-        shape = self.shape(iteration)
-        key = (stage, shape.context_len)
+        key = (stage, self._contexts[iteration])
         program = self._cache.get(key)
         if program is None:
+            shape = self.shape(iteration)
             program = compile_pass(stage_pass(self._plan, self._plan.stages[stage], shape, self._cluster, self._cost))
             self._cache[key] = program
         return program
