@@ -105,8 +105,18 @@ def experiment_from_record(recorded: dict[str, Any]) -> Experiment:
 
 
 def with_iterations(experiment: Experiment, warmup_iters: int, measured_iters: int) -> Experiment:
-    """The same experiment, simulated for fewer iterations (steady state is what is compared)."""
-    workload = dataclasses.replace(experiment.workload, warmup_iters=warmup_iters, measured_iters=measured_iters)
+    """The same experiment, simulated for fewer iterations (steady state is what is compared).
+
+    With a growing context the starting context is shifted so that the middle of the shorter
+    measured window sees the same context length as the middle of the original one.
+    """
+    w = experiment.workload
+    context_len = w.context_len
+    if w.phase == "decode" and w.context_growth == "grow":
+        original_middle = w.warmup_iters + w.measured_iters // 2
+        context_len = max(1, w.context_len + original_middle - (warmup_iters + measured_iters // 2))
+    workload = dataclasses.replace(w, warmup_iters=warmup_iters, measured_iters=measured_iters,
+                                   context_len=context_len)
     return dataclasses.replace(experiment, workload=workload)
 
 

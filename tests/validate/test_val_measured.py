@@ -56,3 +56,10 @@ def test_with_iterations_changes_only_iterations() -> None:
     short = with_iterations(experiment, 2, 10)
     assert (short.workload.warmup_iters, short.workload.measured_iters) == (2, 10)
     assert short.workload.batch_size == experiment.workload.batch_size and short.model == experiment.model
+
+
+def test_with_iterations_keeps_the_middle_context_of_a_growing_run() -> None:
+    experiment = load_experiment("small-h100x1", ["workload.context_growth=grow", "workload.context_len=100",
+                                                  "workload.warmup_iters=10", "workload.measured_iters=50"])
+    short = with_iterations(experiment, 2, 10)
+    assert short.workload.context_len + 2 + 5 == 100 + 10 + 25

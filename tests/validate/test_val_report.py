@@ -71,9 +71,10 @@ def test_fitted_profile_loads_in_the_simulator(report_dir: Path) -> None:
         assert getattr(params, name) == pytest.approx(value)
     summary = json.loads((report_dir / "validation.json").read_text(encoding="utf-8"))
     assert summary["errors"]["decode/held_out"]["count"] == 8
-    # synthetic data made with known parameters: the fit lands near them
+    # synthetic data made with known parameters: the fit lands near them (if the simulator's
+    # cost model changes, regenerate the sample: python tests/data/validate/make_sample.py)
     truth = json.loads((SAMPLE / "hardware" / "small-b64-mb1.json").read_text())["environment"]["truth_sim_params"]
-    assert profile.params.sim_params["hbm_efficiency"] == pytest.approx(truth["hbm_efficiency"], rel=0.03)
+    assert profile.params.sim_params["hbm_efficiency"] == pytest.approx(truth["hbm_efficiency"], rel=0.1)
 
 
 def test_missing_profiled_trace_is_said_not_faked(tmp_path: Path) -> None:
