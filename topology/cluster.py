@@ -37,6 +37,7 @@ class Cluster:
     intra_node_link: LinkSpec
     inter_node_link: LinkSpec | None
     graph: nx.Graph = field(compare=False, repr=False)
+    gpu_preset: str = ""  # the GPU data file's name (h100-sxm), so to_dict reloads
 
     @property
     def num_devices(self) -> int:
@@ -65,12 +66,13 @@ class Cluster:
         return len({self.node_of(d) for d in devices}) <= 1
 
     def to_dict(self) -> dict[str, Any]:
+        """The mapping ``cluster_from_dict`` reads back (so recorded experiments reload)."""
         return {
             "name": self.name,
             "description": self.description,
-            "num_nodes": self.num_nodes,
+            "nodes": self.num_nodes,
             "gpus_per_node": self.gpus_per_node,
-            "gpu": self.gpu.name,
+            "gpu": self.gpu_preset or self.gpu.name,
             "intra_node_link": self.intra_node_link.name,
             "inter_node_link": self.inter_node_link.name if self.inter_node_link else None,
         }
@@ -84,6 +86,7 @@ def build_cluster(
     intra_node_link: LinkSpec,
     inter_node_link: LinkSpec | None,
     description: str = "",
+    gpu_preset: str = "",
 ) -> Cluster:
     if num_nodes < 1:
         raise LayerwiseError("cluster.nodes", f"must be >= 1, got {num_nodes}")
@@ -122,6 +125,7 @@ def build_cluster(
         intra_node_link=intra_node_link,
         inter_node_link=inter_node_link if num_nodes > 1 else None,
         graph=graph,
+        gpu_preset=gpu_preset,
     )
 
 
@@ -148,6 +152,7 @@ def cluster_from_dict(raw: dict[str, Any], default_name: str = "inline") -> Clus
         num_nodes=raw["nodes"],
         gpus_per_node=raw["gpus_per_node"],
         gpu=load_gpu(str(raw["gpu"])),
+        gpu_preset=str(raw["gpu"]),
         intra_node_link=load_link(str(raw["intra_node_link"])),
         inter_node_link=load_link(str(inter)) if inter else None,
     )

@@ -63,7 +63,7 @@ def test_seed_experiment() -> None:
     assert plans["baseline"].describe() == "tp-pp TP8xPP2 mb=8"
     assert plans["layer-wise"].describe() == "layer-wise TP1xPP16 mb=1"
     record = experiment.to_dict()
-    assert record["model"]["hidden_size"] == 4096 and record["cluster"]["gpu"] == "H100-SXM5-80GB"
+    assert record["model"]["hidden_size"] == 4096 and record["cluster"]["gpu"] == "h100-sxm"
     assert json.loads(json.dumps(record)) == record
 
 
