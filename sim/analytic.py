@@ -11,8 +11,9 @@ stage ``P_s`` (in decode the last stage sends back to stage 0). With ``M`` micro
 * prefill (a batch enters once the previous one has left): the flow-shop makespan
   ``step = sum_s occ_s + (M - 1) * max_s occ_s``.
 
-A growing context is evaluated at the mean context of the measured iterations (attention
-cost is linear in the context, so this is exact while no kernel changes regime).
+A growing context is evaluated at the mean context of the measured iterations: the stage
+passes at the two iterations around the mean are averaged (attention cost is linear in the
+context, so this is exact while no kernel changes regime).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from sim.costs.model import CostModel
 from sim.costs.stage import StagePass, stage_pass
-from sim.metrics import BREAKDOWN_KEYS, PAPER_TPOT_LABEL, SEED_CLAIMED_EVENTS_PER_BATCH
+from sim.metrics import BREAKDOWN_KEYS, PAPER_TPOT_LABEL, SEED_CLAIMED_EVENTS_PER_BATCH, fit_summary
 from sim.program import boundary_transfers
 from topology.cluster import Cluster
 from topology.plan import Plan
@@ -29,17 +30,19 @@ from topology.results import Metrics, StageMetrics
 from topology.workload import TokenShape, Workload
 
 
-def analytic_shape(workload: Workload, microbatches: int) -> TokenShape:
-    shape = workload.token_shape(microbatches, 0)
+def analytic_shapes(workload: Workload, microbatches: int) -> list[TokenShape]:
+    """The token shape(s) whose average is the measured iterations' mean context."""
     if workload.phase == "decode" and workload.context_growth == "grow":
-        mean_growth = workload.warmup_iters + (workload.measured_iters - 1) // 2
-        return workload.token_shape(microbatches, mean_growth)
-    return shape
+        first, last = workload.warmup_iters, workload.iterations - 1
+        return [workload.token_shape(microbatches, (first + last) // 2),
+                workload.token_shape(microbatches, (first + last + 1) // 2)]
+    return [workload.token_shape(microbatches, 0)]
 
 
 def analytic_metrics(plan: Plan, workload: Workload, cluster: Cluster, cost: CostModel) -> Metrics:
-    shape = analytic_shape(workload, plan.microbatches)
-    passes = [stage_pass(plan, stage, shape, cluster, cost) for stage in plan.stages]
+    shapes = analytic_shapes(workload, plan.microbatches)
+    passes = [stage_pass(plan, stage, shapes[0], cluster, cost) for stage in plan.stages]
+    later = [stage_pass(plan, stage, shapes[-1], cluster, cost) for stage in plan.stages]
     decode = workload.phase == "decode"
     k, mbs = plan.num_stages, plan.microbatches
     sends = []
@@ -50,16 +53,17 @@ def analytic_metrics(plan: Plan, workload: Workload, cluster: Cluster, cost: Cos
             sends.append((max((t.cost.time_s for t in transfers), default=0.0), transfers))
         else:
             sends.append((0.0, ()))
-    occupancy = [p.compute_s + p.allreduce_s + send for p, (send, _) in zip(passes, sends, strict=True)]
+    occupancy = [(p.compute_s + q.compute_s) / 2 + (p.allreduce_s + q.allreduce_s) / 2 + send
+                 for p, q, (send, _) in zip(passes, later, sends, strict=True)]
     cycle_s, bottleneck_s = sum(occupancy), max(occupancy)
     step_s = max(cycle_s, mbs * bottleneck_s) if decode else cycle_s + (mbs - 1) * bottleneck_s
     tokens_per_s = workload.tokens_per_iteration / step_s
     stages = []
-    for stage, p, (send, _) in zip(plan.stages, passes, sends, strict=True):
-        comp, comm = mbs * p.compute_s, mbs * (p.allreduce_s + send)
+    for stage, p, q, (send, _) in zip(plan.stages, passes, later, sends, strict=True):
+        comp, comm = mbs * (p.compute_s + q.compute_s) / 2, mbs * ((p.allreduce_s + q.allreduce_s) / 2 + send)
         stages.append(StageMetrics(stage.index, stage.devices, comp, comm, max(0.0, step_s - comp - comm)))
     worst = max(range(k), key=lambda s: (occupancy[s], s))
-    breakdown = _breakdown(passes[worst], sends[worst][0], mbs, step_s)
+    breakdown = _breakdown((passes[worst], later[worst]), sends[worst][0], mbs, step_s)
     extra: dict[str, Any] = {
         "estimator": "analytic",
         "paper_tpot_label": PAPER_TPOT_LABEL,
@@ -72,6 +76,7 @@ def analytic_metrics(plan: Plan, workload: Workload, cluster: Cluster, cost: Cos
                 "streamed_bytes_per_pass": p.residency.streamed_bytes_per_pass,
                 "capacity_bytes": p.residency.capacity_bytes, "sram_counted": p.residency.sram_counted,
                 "hit_fraction": p.residency.hit_fraction, "fit": p.residency.fit} for p in passes],
+        "l2_fit": fit_summary([p.residency.fit for p in passes]),
         "communication": {
             "collective_events_per_iteration": float(mbs * sum(p.allreduce_count for p in passes)),
             "p2p_transfers_per_iteration": float(mbs * (k - 1)),
@@ -91,14 +96,17 @@ def analytic_metrics(plan: Plan, workload: Workload, cluster: Cluster, cost: Cos
                    ttft_s=ttft_s, paper_tpot_s=1.0 / tokens_per_s, stages=tuple(stages), extra=extra)
 
 
-def _breakdown(p: StagePass, send_s: float, mbs: int, step_s: float) -> dict[str, float]:
+def _breakdown(pair: tuple[StagePass, StagePass], send_s: float, mbs: int, step_s: float) -> dict[str, float]:
+    def mean(name: str) -> float:
+        return mbs * (pair[0].total(name) + pair[1].total(name)) / 2
+
     parts = {
-        "compute": mbs * p.total("compute_s"),
-        "weights": mbs * p.total("weights_s"),
-        "kv_cache": mbs * p.total("kv_s"),
-        "activations": mbs * p.total("activations_s"),
-        "launch": mbs * p.total("launch_s"),
-        "communication": mbs * (p.allreduce_s + send_s),
+        "compute": mean("compute_s"),
+        "weights": mean("weights_s"),
+        "kv_cache": mean("kv_s"),
+        "activations": mean("activations_s"),
+        "launch": mean("launch_s"),
+        "communication": mbs * ((pair[0].allreduce_s + pair[1].allreduce_s) / 2 + send_s),
     }
     parts["bubble"] = max(0.0, step_s - sum(parts.values()))
     return parts

@@ -47,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         rows, claims = main_rows(args.jobs)
         print(render_main(rows, claims))
-        results = [row.result.to_dict() for row in rows if row.result is not None]
         if args.json_out:
-            write_text_atomic(args.json_out, json.dumps(results, indent=2, sort_keys=True) + "\n")
+            payload = [row.result.to_dict() for row in rows if row.result is not None]
+            write_text_atomic(args.json_out, json.dumps(payload, indent=2, sort_keys=True) + "\n")
         print(f"\n({len(rows)} simulations in {time.perf_counter() - started:.2f} s wall)")
         return 0
     experiment = load_experiment(args.experiment or "seed-16xh100", args.overrides)
@@ -67,6 +67,6 @@ def run(args: argparse.Namespace) -> int:
                 experiment.paper_claims_tokens_per_s.get(r.plan_name)) for r in results]
     print(render_rows(rows))
     if args.json_out:
-        payload = results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results]
-        write_text_atomic(args.json_out, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        one_or_list = results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results]
+        write_text_atomic(args.json_out, json.dumps(one_or_list, indent=2, sort_keys=True) + "\n")
     return 0

@@ -149,7 +149,7 @@ def simulate_events(
                 record.completions_s[mb][it] = env.now
             next_it = it + 1 if last else it
             send_s = 0.0
-            if transfers and (not last or next_it < iterations):
+            if transfers:  # the final token leaves the last stage too, though nothing follows it
                 now = end = env.now
                 for t in transfers:
                     arrival = reserve(t.hops, now, t.cost.serialization_s) + t.cost.time_s
@@ -172,7 +172,7 @@ def simulate_events(
                 tally.allreduce_bytes_sent += program.allreduce_bytes_sent
                 tally.p2p_messages += len(transfers)
                 if last and decode and k > 1:
-                    tally.loopback_transfers += 1  # the final token leaves too, even if nothing follows it
+                    tally.loopback_transfers += 1
                 elif not last:
                     tally.p2p_transfers += 1
             if not last:

@@ -94,7 +94,7 @@ def build_metrics(plan: Plan, workload: Workload, record: EngineRecord, passes: 
         "dominant_cost": max(BREAKDOWN_KEYS, key=lambda key: breakdown[key]),
         "devices": devices,
         "l2": l2,
-        "l2_fit": _fit_summary([entry["fit"] for entry in l2]),
+        "l2_fit": fit_summary([entry["fit"] for entry in l2]),
         "communication": _communication(plan, record, measured),
         "hbm_fit": [{"stage": s.index, "total_bytes": s.footprint.total_bytes,
                      "capacity_bytes": plan.device_hbm_capacity_bytes,
@@ -109,7 +109,7 @@ def build_metrics(plan: Plan, workload: Workload, record: EngineRecord, passes: 
                    paper_tpot_s=1.0 / tokens_per_s, stages=tuple(stages), extra=extra)
 
 
-def _fit_summary(fits: list[str]) -> str:
+def fit_summary(fits: list[str]) -> str:
     if all(f == "full" for f in fits):
         return "all stages fit"
     if all(f == "none" for f in fits):

@@ -104,11 +104,10 @@ class PassCache:
 
 
 def boundary_transfers(src: Stage, dst: Stage, nbytes: int, cluster: Cluster, cost: CostModel) -> tuple[Transfer, ...]:
-    """Rank j of the wider group pairs with rank j mod t of the other: every receiver gets the activation."""
-    width = max(src.tp_degree, dst.tp_degree)
+    """Every receiving rank ``j`` gets the activation from sending rank ``j mod t_src`` (one copy each)."""
     transfers = []
-    for j in range(width):
-        a, b = src.devices[j % src.tp_degree], dst.devices[j % dst.tp_degree]
+    for j, b in enumerate(dst.devices):
+        a = src.devices[j % src.tp_degree]
         if a == b:
             continue
         hops = cluster.route(a, b)

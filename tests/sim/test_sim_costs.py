@@ -1,0 +1,119 @@
+"""Pure cost functions: the Hopper L2 effect, the residency rule, collectives, parameters."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from sim.costs.comm import allreduce_cost, p2p_cost
+from sim.costs.kernels import measured_ratio, op_cost
+from sim.costs.model import build_cost_model
+from sim.costs.residency import weight_hit_fraction
+from sim.params import FITTABLE_PARAMS, datasheet_params, resolve_params
+from topology.cluster import load_cluster
+from topology.errors import LayerwiseError
+from topology.ops import Op
+from topology.profile import CollectiveFit, GemmPoint, HardwareProfile, ProfileParams
+from topology.workload import TokenShape
+
+H100 = load_cluster("h100x8")
+DECODE = TokenShape(batch=16, new_tokens=1, context_len=1)
+
+
+def _gemm(in_features: int, out_features: int) -> Op:
+    return Op("g", 0, "gemm", 2, in_features=in_features, out_features=out_features)
+
+
+# 8, 12 and 16 MB of weights; below ~5 MB the per-kernel launch cost dilutes the gain.
+@pytest.mark.parametrize(("k", "n"), [(2048, 2048), (2048, 3072), (2048, 4096)])
+def test_hot_l2_decode_gemm_is_1p3_to_1p6x_faster_well_under_l2(k, n):
+    cost = build_cost_model(H100, None, cuda_graphs=True)
+    op = _gemm(k, n)
+    cold, hot = op_cost(op, DECODE, cost, 0.0), op_cost(op, DECODE, cost, 1.0)
+    assert 1.3 <= cold.time_s / hot.time_s <= 1.6
+    assert hot.hbm_bytes < cold.hbm_bytes and hot.l2_bytes == op.in_features * op.out_features * 2
+
+
+def test_weights_near_or_above_l2_get_no_l2_speed():
+    usable = datasheet_params(H100).l2_usable_bytes
+    for weights in (usable * 0.999, usable * 1.5, 50e6, 200e6):
+        # A decode pass that streams even a little (activations) beside weights this large keeps
+        # almost nothing: the hit fraction is (C - S) / W at most, 0 when W >= C.
+        assert weight_hit_fraction(int(weights), int(usable * 0.05), usable) < 0.96
+    assert weight_hit_fraction(int(usable * 1.5), 0, usable) == pytest.approx(1 / 1.5)
+    assert weight_hit_fraction(int(200e6), int(50e6), usable) == 0.0
+
+
+def test_residency_rule():
+    assert weight_hit_fraction(10, 5, 15) == 1.0  # D = W + S fits
+    assert weight_hit_fraction(10, 10, 15) == 0.5  # partial: (C - S) / W
+    assert weight_hit_fraction(10, 20, 15) == 0.0  # the streamed bytes alone flush L2
+    assert weight_hit_fraction(0, 0, 15) == 0.0
+
+
+def test_ring_allreduce_and_p2p_formulas():
+    cost = build_cost_model(H100, None, cuda_graphs=True)
+    p = cost.params
+    devices = H100.devices
+    ring = allreduce_cost(1_000_000, devices, H100, cost)
+    n = len(devices)
+    assert ring.time_s == pytest.approx(2 * (n - 1) * p.collective_latency_s
+                                        + 2 * (n - 1) / n * 1e6 / (p.intra_node_bw_bytes_per_s * p.link_efficiency))
+    hops = H100.route("gpu0", "gpu1")
+    msg = p2p_cost(1_000_000, hops, cost)
+    assert msg.time_s == pytest.approx(p.p2p_latency_s + 1e6 / (p.intra_node_bw_bytes_per_s * p.link_efficiency))
+
+
+def test_hierarchical_allreduce_across_nodes_is_slower_than_inside_one():
+    two_nodes = load_cluster("seed-16xh100")
+    cost = build_cost_model(two_nodes, None, cuda_graphs=True)
+    inside = allreduce_cost(8_000_000, two_nodes.devices[:4], two_nodes, cost)
+    across = allreduce_cost(8_000_000, two_nodes.devices[6:10], two_nodes, cost)
+    assert across.time_s > inside.time_s
+
+
+def test_profile_collective_fit_replaces_the_formula():
+    fit = CollectiveFit(op="allreduce", group_size=8, latency_s=20e-6, bw_bytes_per_s=100e9)
+    profile = HardwareProfile(gpu_name="H100", gpu_count=8, params=ProfileParams(collectives=(fit,)))
+    cost = build_cost_model(H100, profile, cuda_graphs=True)
+    ring = allreduce_cost(1_000_000, H100.devices, H100, cost)
+    assert ring.time_s == pytest.approx(20e-6 + 2 * 7 / 8 * 1e6 / 100e9)
+
+
+def test_gemm_points_scale_the_roofline():
+    op = _gemm(4096, 4096)
+    base = build_cost_model(H100, None, cuda_graphs=False)
+    roofline = op_cost(op, DECODE, base, 0.0).time_s - base.launch_overhead_s
+    point = GemmPoint(m=16, n=4096, k=4096, time_s=2 * roofline)
+    profile = HardwareProfile(gpu_name="H100", gpu_count=1, params=ProfileParams(gemm_points=(point,)))
+    measured = build_cost_model(H100, profile, cuda_graphs=False)
+    assert op_cost(op, DECODE, measured, 0.0).time_s - measured.launch_overhead_s == pytest.approx(2 * roofline)
+    assert measured_ratio((1, 1), [((1, 1), 3.0)]) == 3.0
+    assert measured_ratio((2, 2), []) is None
+
+
+def test_every_fittable_parameter_takes_effect_from_sim_params():
+    base = resolve_params(H100, None)
+    for name in FITTABLE_PARAMS:
+        value = getattr(base, name) * 0.5
+        profile = HardwareProfile(gpu_name="H100", gpu_count=8, params=ProfileParams(sim_params={name: value}))
+        assert getattr(resolve_params(H100, profile), name) == value
+    assert set(FITTABLE_PARAMS) == {f.name for f in dataclasses.fields(base)}
+
+
+def test_measured_profile_fields_replace_datasheet_values():
+    profile = HardwareProfile(gpu_name="H100", gpu_count=8, params=ProfileParams(
+        hbm_bw_bytes_per_s=2.9e12, matmul_flops_per_s=700e12, launch_overhead_graph_s=2e-6))
+    params = resolve_params(H100, profile)
+    assert params.hbm_effective_bw_bytes_per_s == 2.9e12 and params.peak_flops_per_s == 700e12
+    assert params.compute_efficiency == 1.0 and params.launch_overhead_graph_s == 2e-6
+
+
+def test_unknown_sim_param_is_a_user_error_naming_it():
+    profile = HardwareProfile(gpu_name="H100", gpu_count=8, params=ProfileParams(sim_params={"warp_speed": 9.0}))
+    with pytest.raises(LayerwiseError, match="warp_speed"):
+        resolve_params(H100, profile)
+    bad = HardwareProfile(gpu_name="H100", gpu_count=8, params=ProfileParams(sim_params={"hbm_efficiency": 2.0}))
+    with pytest.raises(LayerwiseError, match="hbm_efficiency"):
+        resolve_params(H100, bad)
