@@ -1,0 +1,157 @@
+"""Launch torchrun for a plan on this host, stream its output, and turn failures into one line.
+
+``launch_plan`` checks the plan first (world size, dimensions: before any process starts),
+then runs ``python -m torch.distributed.run --nproc-per-node N -m executor ...`` with
+``NCCL_NVLS_ENABLE=0`` and ``TORCH_SYMM_MEM_DISABLE_MULTICAST=1`` unless already set. A
+wall-clock backstop (the rank timeout plus a start-up margin) ends a run that hangs anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from executor.checks import check_plan_runs
+from executor.faults import KILL_EXIT_CODE
+from executor.layout import stage_rank_groups
+from topology.errors import LayerwiseError
+from topology.plan import Plan
+
+LAUNCH_ENV_DEFAULTS = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "OMP_NUM_THREADS": "1"}
+STARTUP_MARGIN_S = 180.0
+TAIL_LINES = 200
+MAX_ERROR_CHARS = 300
+FAILURE_EXIT_CODE = 3  # a worker that reported its failure (executor.worker)
+USER_ERROR_EXIT_CODE = 2
+_ROOT_RANK = re.compile(r"^\s*rank\s*:\s*(\d+)")
+_ROOT_EXIT = re.compile(r"^\s*exitcode\s*:\s*(-?\d+)")
+
+
+@dataclass(frozen=True)
+class LaunchOutcome:
+    returncode: int  # 0 on success
+    error: str | None  # one line when the run failed
+    elapsed_s: float
+
+
+def launch_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for key, value in LAUNCH_ENV_DEFAULTS.items():
+        env.setdefault(key, value)
+    return env
+
+
+def torchrun_command(nproc_per_node: int, worker_args: list[str], torchrun_args: list[str]) -> list[str]:
+    rendezvous = torchrun_args if torchrun_args else ["--standalone"]
+    return [sys.executable, "-m", "torch.distributed.run", *rendezvous, "--nproc-per-node", str(nproc_per_node),
+            "-m", "executor", *worker_args]
+
+
+def nproc_for(plan: Plan, nnodes: int) -> int:
+    if plan.num_devices % nnodes:
+        raise LayerwiseError("--nnodes", f"{nnodes} nodes do not divide the plan's {plan.num_devices} devices")
+    return plan.num_devices // nnodes
+
+
+def check_before_launch(plan: Plan, workload: object, nnodes: int, backend: str, fill: str) -> int:
+    """Checks the launcher can make without starting anything; returns processes per node."""
+    from topology.workload import Workload
+
+    assert isinstance(workload, Workload)
+    check_plan_runs(plan, workload, plan.num_devices, fill)
+    nproc = nproc_for(plan, nnodes)
+    if backend == "nccl":
+        import torch
+
+        available = torch.cuda.device_count()
+        if nproc > available:
+            raise LayerwiseError("plan.devices", f"plan {plan.describe()} needs {nproc} GPUs on this host, "
+                                                 f"it has {available}")
+    return nproc
+
+
+def _torchrun_failures(lines: list[str]) -> list[tuple[int, int | None]]:
+    """(rank, exitcode) of every failed process in torchrun's failure summary."""
+    failures: list[tuple[int, int | None]] = []
+    rank: int | None = None
+    for line in lines:
+        if (match := _ROOT_RANK.match(line)) is not None:
+            rank = int(match.group(1))
+        elif rank is not None and (match := _ROOT_EXIT.match(line)) is not None:
+            failures.append((rank, int(match.group(1))))
+            rank = None
+    return failures
+
+
+def describe_failure(plan: Plan, lines: list[str], returncode: int) -> str:
+    """One line: a rank that died (rather than reporting), else the first worker report."""
+    groups = stage_rank_groups(plan)
+    for rank, exitcode in _torchrun_failures(lines):
+        if exitcode in (FAILURE_EXIT_CODE, USER_ERROR_EXIT_CODE):
+            continue
+        stage = next((i for i, ranks in enumerate(groups) if rank in ranks), None)
+        why = ("killed by fault injection" if exitcode == KILL_EXIT_CODE
+               else f"killed by signal {-exitcode}" if exitcode is not None and exitcode < 0
+               else f"exit code {exitcode}")
+        return f"failed: rank {rank} (stage {stage}, {plan.devices[rank]}) died ({why})"
+    for prefix in ("executor: error:", "executor: failed:"):
+        for line in lines:
+            if line.startswith(prefix):
+                text = line[len("executor: "):]
+                return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + " ..."
+    return f"failed: torchrun exited with code {returncode}"
+
+
+def run_torchrun(plan: Plan, command: list[str], timeout_s: float, quiet: bool = False) -> LaunchOutcome:
+    """Run ``command`` in its own process group, echoing its output; end it after ``timeout_s``."""
+    started = time.perf_counter()
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    first_errors: list[str] = []
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=launch_env(), start_new_session=True, bufsize=1)
+    deadline = started + timeout_s
+    timed_out = False
+    assert process.stdout is not None
+    os.set_blocking(process.stdout.fileno(), False)
+    while True:
+        line = process.stdout.readline()
+        if line:
+            text = line.rstrip("\n")
+            tail.append(text)
+            if text.startswith(("executor: error:", "executor: failed:")):
+                first_errors.append(text)
+            if not quiet:
+                print(text, flush=True)
+            continue
+        if process.poll() is not None:
+            break
+        if time.perf_counter() > deadline:
+            timed_out = True
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            break
+        time.sleep(0.05)
+    rest = process.stdout.read() or ""
+    for text in rest.splitlines():
+        tail.append(text)
+        if text.startswith(("executor: error:", "executor: failed:")):
+            first_errors.append(text)
+        if not quiet:
+            print(text, flush=True)
+    elapsed_s = time.perf_counter() - started
+    if timed_out:
+        return LaunchOutcome(124, f"failed: the run did not finish within {timeout_s:.0f} s and was ended", elapsed_s)
+    if process.returncode == 0:
+        return LaunchOutcome(0, None, elapsed_s)
+    return LaunchOutcome(process.returncode, describe_failure(plan, first_errors + list(tail), process.returncode),
+                         elapsed_s)

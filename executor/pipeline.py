@@ -1,0 +1,294 @@
+"""The schedules one rank runs: closed-loop decode and pipelined prefill, with timing marks.
+
+Decode, per step ``t`` and microbatch ``m`` (the same order on every rank, so matching
+sends and receives line up): stage 0 takes microbatch ``m``'s input (the seeded first input
+at ``t = 0``, later the last stage's RMS-normalised output of token ``t - 1``, over the
+loop-back group); every other stage receives it from the previous stage; the rank runs its
+layers (a CUDA-graph replay or eager) and sends the result on. Sends are non-blocking and are
+waited on only before their buffer is written again (the next forward of ``m``).
+
+Timing per measured (t, m): the wait for the input (idle: bubbles and p2p transfer), then the
+forward (compute, TP all-reduces included; :func:`time_allreduce_s` measures those apart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from executor.clock import Clock
+from executor.faults import Fault
+from executor.groups import StageGroups
+from executor.layout import RankLayout
+from executor.model import StageModel, next_token_input
+from executor.weights import seeded_normal
+from topology.workload import Workload
+
+INPUT_LAYER = -1  # the seeded streams of the first stage's inputs use layer -1
+
+
+@dataclass
+class Activity:
+    """What the rank is doing now, for the failure message."""
+
+    what: str = "starting"
+    peer: int | None = None
+    microbatch: int = 0
+    step: int = 0
+
+
+@dataclass
+class RankTimings:
+    """Sums over the measured iterations on this rank."""
+
+    elapsed_s: float = 0.0
+    measured_iters: int = 0
+    compute_s: float = 0.0
+    idle_s: float = 0.0
+    allreduce_s: float = 0.0  # one TP all-reduce of this stage's payload (0 at TP 1)
+    allreduces_per_iter: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RankRun:
+    """Everything a schedule needs on this rank."""
+
+    stage_model: StageModel
+    layout: RankLayout
+    groups: StageGroups
+    workload: Workload
+    microbatches: int
+    device: torch.device
+    dtype: torch.dtype
+    use_graphs: bool
+    fault: Fault | None
+    dump: bool
+    activity: Activity = field(default_factory=Activity)
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # dumps (last stage)
+    profiler_step: Callable[[], None] | None = None
+
+    @property
+    def microbatch_size(self) -> int:
+        return self.workload.batch_size // self.microbatches
+
+    def _wait_input(self, work: Any, peer: int, what: str, m: int, t: int) -> None:
+        self.activity = Activity(what=what, peer=peer, microbatch=m, step=t)
+        work.wait()
+
+
+def _recv(tensor: torch.Tensor, src: int, group: Any) -> Any:
+    return dist.irecv(tensor, src=src, group=group)
+
+
+def _send(tensor: torch.Tensor, targets: tuple[int, ...], group: Any) -> list[Any]:
+    return [dist.isend(tensor, dst=dst, group=group) for dst in targets]
+
+
+def run_prefill_pass(
+    run: RankRun, prompt_len: int, dump: bool, clock: Clock | None = None, mark_base: int = 0
+) -> None:
+    """One pipelined forward of the whole batch over ``prompt_len`` prompt tokens (KV positions [0, S))."""
+    layout, b, h = run.layout, run.microbatch_size, run.stage_model.model.hidden_size
+    if layout.is_first_stage:
+        first = seeded_normal((run.workload.batch_size, prompt_len, h), run.workload.seed, INPUT_LAYER,
+                              f"prefill_input.{prompt_len}", run.device, run.dtype)  # (B, S, h)
+    pending: list[Any] = []
+    last_out: list[torch.Tensor] = []
+    for m in range(run.microbatches):
+        if clock is not None:
+            clock.mark(mark_base + 3 * m)
+        if layout.is_first_stage:
+            x = first[m * b:(m + 1) * b]
+        else:
+            x = torch.empty((b, prompt_len, h), device=run.device, dtype=run.dtype)
+            assert layout.recv_from is not None
+            run._wait_input(_recv(x, layout.recv_from, run.groups.recv_edge), layout.recv_from,
+                            "receiving the prefill input", m, 0)
+        if clock is not None:
+            clock.mark(mark_base + 3 * m + 1)
+        run.activity = Activity(what="prefill forward", microbatch=m)
+        y = run.stage_model.prefill(x, m * b)  # (b, S, h)
+        if clock is not None:
+            clock.mark(mark_base + 3 * m + 2)
+        if layout.is_last_stage:
+            last_out.append(y)
+        else:
+            pending += _send(y, layout.send_to, run.groups.send_edge)
+            last_out.append(y)  # keep the buffer alive until its send completes
+    for work in pending:
+        work.wait()
+    if dump and layout.is_last_stage:
+        run.outputs["prefill"] = torch.cat(last_out, dim=0).float().cpu()  # (B, S, h)
+
+
+def run_prefill(run: RankRun) -> RankTimings:
+    """``warmup_iters + measured_iters`` prefill passes; the measured ones timed."""
+    w, mb = run.workload, run.microbatches
+    clock = Clock(run.device, 2 + 3 * mb * w.measured_iters)
+    timings = RankTimings(measured_iters=w.measured_iters)
+    for t in range(w.iterations):
+        if run.fault is not None:
+            run.fault.maybe_trigger(run.layout.rank, run.layout.stage, t)
+        measured = t - w.warmup_iters
+        if measured == 0:
+            clock.mark(0)
+        dump = run.dump and t == w.iterations - 1
+        run_prefill_pass(run, w.prompt_len, dump, clock if measured >= 0 else None, 2 + 3 * mb * max(measured, 0))
+        if run.profiler_step is not None:
+            run.profiler_step()
+    clock.mark(1)
+    clock.sync()
+    _sum_marks(clock, timings, mb, w.measured_iters)
+    return timings
+
+
+def _sum_marks(clock: Clock, timings: RankTimings, microbatches: int, measured_iters: int) -> None:
+    timings.elapsed_s = clock.elapsed_s(0, 1)
+    for i in range(measured_iters * microbatches):
+        base = 2 + 3 * i
+        timings.idle_s += clock.elapsed_s(base, base + 1)
+        timings.compute_s += clock.elapsed_s(base + 1, base + 2)
+
+
+def run_decode(run: RankRun) -> RankTimings:
+    """The closed decode loop of ``warmup_iters + measured_iters`` steps."""
+    layout, w, mb, b = run.layout, run.workload, run.microbatches, run.microbatch_size
+    h = run.stage_model.model.hidden_size
+    model = run.stage_model
+    if w.context_growth == "fixed":
+        model.set_fixed_position(w.context_len - 1)
+    else:
+        model.set_position(w.context_len - 1)
+    inputs = [torch.zeros((b, h), device=run.device, dtype=run.dtype) for _ in range(mb)]  # (b, h) each
+    if layout.is_first_stage:
+        first = seeded_normal((w.batch_size, h), w.seed, INPUT_LAYER, "decode_input", run.device, run.dtype)
+        for m in range(mb):
+            inputs[m].copy_(first[m * b:(m + 1) * b])
+
+    def forward(m: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        y = model.decode(inputs[m], m * b)  # (b, h)
+        return y, (next_token_input(y) if layout.is_last_stage else None)
+
+    step_fns: list[Callable[[], tuple[torch.Tensor, torch.Tensor | None]]]
+    if run.use_graphs:
+        run.activity = Activity(what="capturing CUDA graphs")
+        step_fns = capture_graphs(forward, mb, run.device)
+    else:
+        step_fns = [lambda m=m: forward(m) for m in range(mb)]  # type: ignore[misc]
+
+    clock = Clock(run.device, 2 + 3 * mb * w.measured_iters)
+    timings = RankTimings(measured_iters=w.measured_iters)
+    pending: list[list[Any]] = [[] for _ in range(mb)]
+    keep: list[torch.Tensor | None] = [None] * mb  # eager outputs kept alive while being sent
+    history: list[torch.Tensor] = []
+    single_stage = layout.num_stages == 1
+    for t in range(w.iterations):
+        if run.fault is not None:
+            run.fault.maybe_trigger(layout.rank, layout.stage, t)
+        if w.context_growth == "grow":
+            model.set_position(w.context_len - 1 + t)
+        measured = t - w.warmup_iters
+        if measured == 0:
+            clock.mark(0)
+        step_out: list[torch.Tensor] = []
+        for m in range(mb):
+            base = 2 + 3 * (measured * mb + m)
+            if measured >= 0:
+                clock.mark(base)
+            if not layout.is_first_stage:
+                assert layout.recv_from is not None
+                run._wait_input(_recv(inputs[m], layout.recv_from, run.groups.recv_edge), layout.recv_from,
+                                "receiving its input", m, t)
+            elif t > 0 and not single_stage:
+                assert layout.loop_recv_from is not None
+                run._wait_input(_recv(inputs[m], layout.loop_recv_from, run.groups.loop), layout.loop_recv_from,
+                                "receiving the next token's input (loop-back)", m, t)
+            if measured >= 0:
+                clock.mark(base + 1)
+            for work in pending[m]:
+                work.wait()  # the output buffer of m is about to be written again
+            pending[m] = []  # a gloo work must not be waited on twice
+            run.activity = Activity(what="forward (TP all-reduces included)", microbatch=m, step=t)
+            y, nxt = step_fns[m]()
+            if measured >= 0:
+                clock.mark(base + 2)
+            if run.dump and layout.is_last_stage:
+                step_out.append(y.float().cpu())
+            if layout.is_last_stage:
+                assert nxt is not None
+                if single_stage:
+                    inputs[m].copy_(nxt)
+                elif t < w.iterations - 1:
+                    pending[m] = _send(nxt, layout.loop_send_to, run.groups.loop)
+                keep[m] = nxt
+            else:
+                pending[m] = _send(y, layout.send_to, run.groups.send_edge)
+                keep[m] = y
+        if step_out:
+            history.append(torch.cat(step_out, dim=0))  # (B, h)
+        if run.profiler_step is not None:
+            run.profiler_step()
+    run.activity = Activity(what="finishing the last sends", step=w.iterations)
+    for works in pending:
+        for work in works:
+            work.wait()
+    clock.mark(1)
+    clock.sync()
+    _sum_marks(clock, timings, mb, w.measured_iters)
+    if history:
+        run.outputs["decode"] = torch.stack(history)  # (iterations, B, h)
+    return timings
+
+
+def capture_graphs(
+    forward: Callable[[int], tuple[torch.Tensor, torch.Tensor | None]], microbatches: int, device: torch.device
+) -> list[Callable[[], tuple[torch.Tensor, torch.Tensor | None]]]:
+    """One CUDA graph per microbatch (TP all-reduces captured inside); replays return static outputs."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for m in range(microbatches):
+            for _ in range(2):
+                forward(m)
+    torch.cuda.current_stream(device).wait_stream(side)
+    torch.cuda.synchronize(device)
+    replays: list[Callable[[], tuple[torch.Tensor, torch.Tensor | None]]] = []
+    pool = None
+    for m in range(microbatches):
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=pool):
+            outputs = forward(m)
+        pool = graph.pool()
+
+        def replay(graph: torch.cuda.CUDAGraph = graph,
+                   outputs: tuple[torch.Tensor, torch.Tensor | None] = outputs
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+            graph.replay()
+            return outputs
+
+        replays.append(replay)
+    torch.cuda.synchronize(device)
+    return replays
+
+
+def time_allreduce_s(run: RankRun, payload_shape: tuple[int, ...], repeats: int = 20) -> float:
+    """Mean time of one TP all-reduce of ``payload_shape`` on this stage's group (0 at TP 1)."""
+    if run.groups.tp is None:
+        return 0.0
+    run.activity = Activity(what="timing TP all-reduces")
+    tensor = torch.ones(payload_shape, device=run.device, dtype=run.dtype)
+    for _ in range(3):
+        dist.all_reduce(tensor, group=run.groups.tp)
+        tensor.fill_(1.0)
+    clock = Clock(run.device, 2)
+    clock.mark(0)
+    for _ in range(repeats):
+        dist.all_reduce(tensor, group=run.groups.tp)
+    clock.mark(1)
+    clock.sync()
+    return clock.elapsed_s(0, 1) / repeats
