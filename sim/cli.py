@@ -59,13 +59,24 @@ def run(args: argparse.Namespace) -> int:
         raise LayerwiseError("--plan", f"no plan {args.plan_name!r} (plans: {', '.join(experiment.plan_names)})")
     estimate = analytic_estimate if args.analytic else simulate_plan
     results: list[RunResult] = []
+    rows: list[Row] = []
+    claims = experiment.paper_claims_tokens_per_s
     for name in names:
         trace = trace_path_for(args.trace_out, name, len(names) > 1) if args.trace_out else None
-        results.append(estimate(experiment, name, profile=profile, trace_path=trace))
-    rows = [Row(experiment.model.name, experiment.cluster.name, r.plan_name,
-                f"{r.plan_name}: {r.metrics.extra['plan']}", r,
-                experiment.paper_claims_tokens_per_s.get(r.plan_name)) for r in results]
+        try:
+            result = estimate(experiment, name, profile=profile, trace_path=trace)
+        except LayerwiseError as exc:
+            if len(names) == 1:
+                raise
+            rows.append(Row(experiment.model.name, experiment.cluster.name, name, name, None, claims.get(name),
+                            str(exc)))  # e.g. a plan that does not fit HBM: say so, simulate the others
+            continue
+        results.append(result)
+        rows.append(Row(experiment.model.name, experiment.cluster.name, name,
+                        f"{name}: {result.metrics.extra['plan']}", result, claims.get(name)))
     print(render_rows(rows))
+    if not results:
+        raise LayerwiseError("plans", "no plan of the experiment can run (see the table)")
     if args.json_out:
         one_or_list = results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results]
         write_text_atomic(args.json_out, json.dumps(one_or_list, indent=2, sort_keys=True) + "\n")

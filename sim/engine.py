@@ -10,7 +10,6 @@ next batch once every microbatch of the previous one has left the last stage.
 
 from __future__ import annotations
 
-import operator
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -57,17 +56,23 @@ class Inbox:
 
 @dataclass
 class StageTally:
-    """Accumulators of one stage (per device of its TP group) over measured iterations."""
+    """Accumulators of one stage (per device of its TP group) over measured iterations.
+
+    During the run only what contention can change is summed per pass (``allreduce_s``,
+    ``send_s``) and passes are counted per context length; :func:`finish_tally` then adds
+    up the fixed per-pass costs of the programs that ran.
+    """
 
     passes: int = 0
-    totals: list[float] = field(default_factory=lambda: [0.0] * len(PASS_TOTALS))
+    runs_per_context: dict[int, int] = field(default_factory=dict)
     allreduce_s: float = 0.0  # collective time, waiting for busy links included
     send_s: float = 0.0  # point-to-point send time, waiting for busy links included
+    totals: list[float] = field(default_factory=lambda: [0.0] * len(PASS_TOTALS))
     allreduce_events: int = 0
     allreduce_bytes_sent: float = 0.0
     p2p_messages: int = 0  # rank-level messages this stage sent
-    p2p_transfers: int = 0  # stage-level sends (one per microbatch pass)
-    loopback_transfers: int = 0
+    p2p_transfers: int = 0  # stage-level sends to the next stage (one per microbatch pass)
+    loopback_transfers: int = 0  # last stage back to stage 0 (decode)
 
 
 @dataclass
@@ -109,6 +114,8 @@ def simulate_events(
     batch_left = [0]
     batch_done: list[simpy.Event] = [env.event()]
 
+    contexts = passes.contexts
+    programs = passes.programs
     sends_done = [0] * k  # stage-level sends made, all iterations (bytes are tallied from these)
     passes_done = [0] * k
 
@@ -123,7 +130,7 @@ def simulate_events(
                 message = yield inbox.arrival
                 record.events += 1
             mb, it = message
-            program = passes.get(s, it)
+            program = programs.get((s, contexts[it])) or passes.get(s, it)
             traced = warmup <= it < trace_stop
             allreduce_s = 0.0
             record.events += len(program.steps)
@@ -165,16 +172,10 @@ def simulate_events(
                     yield timeout(send_s)
             if it >= warmup:
                 tally.passes += 1
-                tally.totals = list(map(operator.add, tally.totals, program.totals))
+                context = contexts[it]
+                tally.runs_per_context[context] = tally.runs_per_context.get(context, 0) + 1
                 tally.allreduce_s += allreduce_s
                 tally.send_s += send_s
-                tally.allreduce_events += program.allreduce_count
-                tally.allreduce_bytes_sent += program.allreduce_bytes_sent
-                tally.p2p_messages += len(transfers)
-                if last and decode and k > 1:
-                    tally.loopback_transfers += 1
-                elif not last:
-                    tally.p2p_transfers += 1
             if not last:
                 inboxes[s + 1].put((mb, it))
             elif decode:
@@ -203,6 +204,8 @@ def simulate_events(
         env.process(prefill_driver())
     env.run()
     record.end_s = env.now
+    for s, tally in enumerate(record.tallies):
+        finish_tally(tally, passes, s, len(forward[s]), last=s == k - 1, loops_back=decode and k > 1)
     for s in range(k):
         for device in stages[s].devices:  # a ring all-reduce sends and receives the same bytes per rank
             program = passes.get(s, 0)
@@ -212,6 +215,20 @@ def simulate_events(
             record.bytes_sent[t.src] += sends_done[s] * t.cost.bytes_sent_per_rank
             record.bytes_received[t.dst] += sends_done[s] * t.cost.bytes_sent_per_rank
     return record
+
+
+def finish_tally(tally: StageTally, passes: PassCache, stage: int, messages: int, last: bool, loops_back: bool) -> None:
+    """Add the fixed per-pass costs of every measured pass (by context length) to the tally."""
+    for context, runs in sorted(tally.runs_per_context.items()):
+        program = passes.for_context(stage, context)
+        tally.totals = [t + runs * v for t, v in zip(tally.totals, program.totals, strict=True)]
+        tally.allreduce_events += runs * program.allreduce_count
+        tally.allreduce_bytes_sent += runs * program.allreduce_bytes_sent
+    tally.p2p_messages = tally.passes * messages
+    if last and loops_back:
+        tally.loopback_transfers = tally.passes
+    elif not last:
+        tally.p2p_transfers = tally.passes
 
 
 def _trace_ops(record: EngineRecord, devices: tuple[str, ...], ops: tuple, start_s: float) -> None:  # type: ignore[type-arg]

@@ -86,21 +86,25 @@ class PassCache:
 
     def __init__(self, plan: Plan, workload: Workload, cluster: Cluster, cost: CostModel) -> None:
         self._plan, self._workload, self._cluster, self._cost = plan, workload, cluster, cost
-        self._cache: dict[tuple[int, int], PassProgram] = {}
+        self.programs: dict[tuple[int, int], PassProgram] = {}  # (stage, context length) -> program
         shapes = [workload.token_shape(plan.microbatches, it) for it in range(workload.iterations)]
-        self._contexts = [shape.context_len for shape in shapes]
+        self.contexts = [shape.context_len for shape in shapes]  # per iteration
+        self._iteration_of_context = {c: it for it, c in reversed(list(enumerate(self.contexts)))}
 
     def shape(self, iteration: int) -> TokenShape:
         return self._workload.token_shape(self._plan.microbatches, iteration)
 
     def get(self, stage: int, iteration: int) -> PassProgram:
-        key = (stage, self._contexts[iteration])
-        program = self._cache.get(key)
+        key = (stage, self.contexts[iteration])
+        program = self.programs.get(key)
         if program is None:
             shape = self.shape(iteration)
             program = compile_pass(stage_pass(self._plan, self._plan.stages[stage], shape, self._cluster, self._cost))
-            self._cache[key] = program
+            self.programs[key] = program
         return program
+
+    def for_context(self, stage: int, context_len: int) -> PassProgram:
+        return self.get(stage, self._iteration_of_context[context_len])
 
 
 def boundary_transfers(src: Stage, dst: Stage, nbytes: int, cluster: Cluster, cost: CostModel) -> tuple[Transfer, ...]:
