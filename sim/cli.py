@@ -45,12 +45,12 @@ def trace_path_for(trace_out: str, plan_name: str, several: bool) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.experiment is None and not (args.overrides or args.plan_name or args.profile or args.trace_out):
         started = time.perf_counter()
-        rows, claims = main_rows(args.jobs)
-        print(render_main(rows, claims))
+        main_table, main_claims = main_rows(args.jobs)
+        print(render_main(main_table, main_claims))
         if args.json_out:
-            payload = [row.result.to_dict() for row in rows if row.result is not None]
+            payload = [row.result.to_dict() for row in main_table if row.result is not None]
             write_text_atomic(args.json_out, json.dumps(payload, indent=2, sort_keys=True) + "\n")
-        print(f"\n({len(rows)} simulations in {time.perf_counter() - started:.2f} s wall)")
+        print(f"\n({len(main_table)} simulations in {time.perf_counter() - started:.2f} s wall)")
         return 0
     experiment = load_experiment(args.experiment or "seed-16xh100", args.overrides)
     profile = load_profile(args.profile) if args.profile else None
