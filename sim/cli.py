@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         results.append(result)
         rows.append(Row(experiment.model.name, experiment.cluster.name, name,
-                        f"{name}: {result.metrics.extra['plan']}", result, claims.get(name)))
+                        f"{name} ({result.metrics.extra['plan']})", result, claims.get(name)))
     print(render_rows(rows))
     if not results:
         raise LayerwiseError("plans", "no plan of the experiment can run (see the table)")

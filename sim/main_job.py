@@ -34,15 +34,17 @@ class Case:
     model: str
     cluster: str
     plan_name: str
+    extra_overrides: tuple[str, ...] = ()  # e.g. fewer iterations in tests
 
     @property
     def overrides(self) -> list[str]:
         extra = [f"plans.{EXTRA_PLAN}={EXTRA_PLAN_SPEC}"] if self.plan_name == EXTRA_PLAN else []
-        return [f"model={self.model}", f"cluster={self.cluster}", *extra]
+        return [f"model={self.model}", f"cluster={self.cluster}", *extra, *self.extra_overrides]
 
 
-def main_cases() -> list[Case]:
-    return [Case(m, c, p) for m in MODELS for c in CLUSTERS for p in (BASELINE, LAYERWISE, EXTRA_PLAN)]
+def main_cases(extra_overrides: tuple[str, ...] = ()) -> list[Case]:
+    return [Case(m, c, p, extra_overrides)
+            for m in MODELS for c in CLUSTERS for p in (BASELINE, LAYERWISE, EXTRA_PLAN)]
 
 
 def run_case(case: Case) -> tuple[Case, RunResult | None, str | None, float]:
@@ -83,17 +85,18 @@ def _progress(count: int, total: int, outcome: tuple[Case, RunResult | None, str
 
 
 def plan_label(case: Case, result: RunResult | None) -> str:
-    if case.plan_name == EXTRA_PLAN:
-        return "layer-wise 16-way, 16 microbatches (beyond the seed)"
     if result is None:
         return case.plan_name
-    return f"{case.plan_name}: {result.metrics.extra['plan']}"
+    compact = result.metrics.extra["plan"].split(" ", 1)[1]  # "TP8xPP2 mb=8"
+    if case.plan_name == EXTRA_PLAN:
+        return f"layer-wise {compact} (beyond the seed)"
+    return f"{case.plan_name} {compact}"
 
 
-def main_rows(jobs: int | None = None) -> tuple[list[Row], dict[str, float]]:
+def main_rows(jobs: int | None = None, extra_overrides: tuple[str, ...] = ()) -> tuple[list[Row], dict[str, float]]:
     experiment = load_experiment(EXPERIMENT)
     claims = experiment.paper_claims_tokens_per_s
-    outcomes = run_cases(main_cases(), jobs or os.cpu_count() or 1)
+    outcomes = run_cases(main_cases(extra_overrides), jobs or os.cpu_count() or 1)
     rows = [Row(case.model, case.cluster, case.plan_name, plan_label(case, result), result,
                 claims.get(case.plan_name) if case.model == experiment.model.name else None, error)
             for case, result, error, _ in outcomes]

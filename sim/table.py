@@ -21,8 +21,8 @@ class Row:
     error: str | None = None  # why it did not run (e.g. does not fit HBM)
 
 
-HEADERS = ["model", "cluster", "plan", "tokens/s", "paper claims", "step", "TPOT (real)",
-           "1/TPS (paper's TPOT)", "comm events/batch (seed)", "L2 fit", "dominant cost"]
+HEADERS = ["model", "cluster", "plan", "tokens/s", "paper", "step", "TPOT (real)", "1/TPS (paper's TPOT)",
+           "comm events/batch (seed)", "L2 fit, hit", "dominant cost"]
 
 
 def _communication_cell(result: RunResult) -> str:
@@ -54,7 +54,10 @@ def render_rows(rows: list[Row]) -> str:
 
 def _l2_cell(result: RunResult) -> str:
     entries = result.metrics.extra["l2"]
+    fits = {e["fit"] for e in entries}
+    fit = fits.pop() if len(fits) == 1 else "mixed"
     hit = sum(e["hit_fraction"] for e in entries) / len(entries)
-    worst = max(entries, key=lambda e: e["weights_bytes"])
-    return f"{result.metrics.extra['l2_fit']} (hit {hit:.0%}, W {format_bytes(worst['weights_bytes'])} " \
-           f"vs C {format_bytes(worst['capacity_bytes'])})"
+    largest = max(entries, key=lambda e: e["weights_bytes"])
+    relation = "<=" if largest["weights_bytes"] <= largest["capacity_bytes"] else ">"
+    return (f"{fit} {hit:.0%}: W {format_bytes(largest['weights_bytes'])} {relation} "
+            f"C {format_bytes(largest['capacity_bytes'])}")

@@ -59,6 +59,10 @@ def verdict(rows: list[Row], model: str, cluster: str, baseline: str, layerwise:
             parts.append(f"Beyond the seed, layer-wise with {extra.metrics.extra['microbatches']} microbatches "
                          f"reaches {extra.metrics.tokens_per_s:,.0f} tokens/s, so against the baseline "
                          f"{_compare(base, extra)}.")
+    if base.metrics.tpot_s is not None and lw.metrics.tpot_s is not None:
+        parts.append(f"The paper's TPOT is 1/TPS ({base.metrics.paper_tpot_s * 1e3:.3f} and "
+                     f"{lw.metrics.paper_tpot_s * 1e3:.3f} ms here); the real time between a sequence's tokens "
+                     f"is {base.metrics.tpot_s * 1e3:.2f} and {lw.metrics.tpot_s * 1e3:.2f} ms.")
     comm_b = base.metrics.extra["communication"]["events_per_batch"]
     comm_l = lw.metrics.extra["communication"]["events_per_batch"]
     parts.append(f"Communication events per batch: {comm_b:.0f} for the baseline and {comm_l:.0f} for layer-wise "
