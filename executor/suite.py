@@ -1,0 +1,184 @@
+"""``python -m executor.suite SUITE.yaml --out DIR``: run a list of executor entries one after another.
+
+A suite file::
+
+    name: gpu-single
+    description: ...
+    entries:
+      - name: seed16-b128-c2048-mb1         # the result file is DIR/<name>.json
+        experiment: experiments/seed-x1.yaml  # relative to the suite file
+        plan: tp1
+        set: [workload.batch_size=128, workload.context_len=2048]
+        modes: [graph, eager]               # optional: one entry per mode, suffixed -graph / -eager
+        fill: seeded                        # optional (decode KV fill)
+
+Each entry runs under torchrun for its plan's device count on this host. A failing entry is
+recorded (``DIR/<name>.error.txt`` and the summary) and the suite goes on. ``DIR/suite-summary.json``
+is rewritten after every entry; ``--skip-existing`` resumes an interrupted suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from executor.launch import STARTUP_MARGIN_S, check_before_launch, run_torchrun, torchrun_command
+from executor.worker import choose_backend, default_timeout_s
+from topology.atomic_io import write_json_atomic, write_text_atomic
+from topology.datafile import parse_yaml
+from topology.errors import LayerwiseError
+from topology.experiment import build_plan, load_experiment
+from topology.results import load_result
+
+MODES = {"graph": "workload.cuda_graphs=true", "eager": "workload.cuda_graphs=false"}
+_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    name: str
+    experiment: str  # absolute path
+    plan: str | None
+    overrides: tuple[str, ...]
+    fill: str = "seeded"
+
+
+@dataclass
+class EntryOutcome:
+    name: str
+    status: str  # "ok", "failed", "skipped"
+    elapsed_s: float
+    error: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def load_suite(path: str | Path) -> tuple[str, list[SuiteEntry]]:
+    suite_path = Path(path)
+    if not suite_path.is_file():
+        raise LayerwiseError("suite", f"no such file: {str(suite_path)!r}")
+    raw = parse_yaml(suite_path.read_text(encoding="utf-8"), str(suite_path))
+    entries_raw = raw.get("entries")
+    if not isinstance(entries_raw, list) or not entries_raw:
+        raise LayerwiseError("suite.entries", "must be a non-empty list")
+    entries: list[SuiteEntry] = []
+    for index, item in enumerate(entries_raw):
+        where = f"suite.entries[{index}]"
+        if not isinstance(item, dict) or "name" not in item or "experiment" not in item:
+            raise LayerwiseError(where, "needs name: and experiment:")
+        unknown = sorted(set(item) - {"name", "experiment", "plan", "set", "modes", "fill"})
+        if unknown:
+            raise LayerwiseError(f"{where}.{unknown[0]}",
+                                 "unknown field (known: name, experiment, plan, set, modes, fill)")
+        experiment = Path(str(item["experiment"]))
+        if not experiment.is_absolute():
+            experiment = suite_path.resolve().parent / experiment
+        overrides = tuple(str(o) for o in item.get("set", []))
+        modes = item.get("modes") or [None]
+        for mode in modes:
+            if mode is not None and mode not in MODES:
+                raise LayerwiseError(f"{where}.modes", f"{mode!r} is not one of {sorted(MODES)}")
+            name = str(item["name"]) + (f"-{mode}" if mode else "")
+            if not _NAME.match(name):
+                raise LayerwiseError(f"{where}.name", f"{name!r} must be letters, digits, '.', '_' or '-'")
+            entries.append(SuiteEntry(
+                name=name, experiment=str(experiment), plan=item.get("plan"),
+                overrides=overrides + ((MODES[mode],) if mode else ()), fill=str(item.get("fill", "seeded")),
+            ))
+    names = [e.name for e in entries]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise LayerwiseError("suite.entries", f"duplicate entry name {duplicates[0]!r}")
+    return str(raw.get("name", suite_path.stem)), entries
+
+
+def run_entry(entry: SuiteEntry, out_dir: Path, backend_request: str, timeout_s: float | None) -> EntryOutcome:
+    started = time.perf_counter()
+    result_path = out_dir / f"{entry.name}.json"
+    try:
+        experiment = load_experiment(entry.experiment, list(entry.overrides))
+        plan_name = entry.plan or experiment.plan_names[0]
+        plan = build_plan(experiment, plan_name)
+        backend = choose_backend(backend_request)
+        nproc = check_before_launch(plan, experiment.workload, 1, backend, entry.fill)
+    except LayerwiseError as exc:
+        return EntryOutcome(entry.name, "failed", time.perf_counter() - started, f"error: {exc}")
+    rank_timeout_s = timeout_s if timeout_s is not None else default_timeout_s(backend)
+    worker = [entry.experiment, "--plan", plan_name, "--json", str(result_path), "--backend", backend_request,
+              "--fill", entry.fill, "--timeout-s", str(rank_timeout_s)]
+    for override in entry.overrides:
+        worker += ["--set", override]
+    outcome = run_torchrun(plan, torchrun_command(nproc, worker, []), rank_timeout_s + STARTUP_MARGIN_S, quiet=True)
+    elapsed_s = time.perf_counter() - started
+    if outcome.returncode != 0 or not result_path.is_file():
+        return EntryOutcome(entry.name, "failed", elapsed_s, outcome.error or "no result file written")
+    metrics = load_result(result_path).metrics
+    return EntryOutcome(entry.name, "ok", elapsed_s, metrics={
+        "tokens_per_s": metrics.tokens_per_s, "step_time_s": metrics.step_time_s, "tpot_s": metrics.tpot_s,
+        "ttft_s": metrics.ttft_s, "result": result_path.name,
+    })
+
+
+def format_table(outcomes: list[EntryOutcome]) -> str:
+    width = max([len(o.name) for o in outcomes] + [5])
+    lines = [f"{'entry':<{width}}  {'status':<7} {'tokens/s':>12} {'step ms':>10} {'TPOT ms':>9}"]
+    for o in outcomes:
+        m = o.metrics
+        tps = f"{m['tokens_per_s']:.1f}" if m else "-"
+        step = f"{m['step_time_s'] * 1e3:.3f}" if m else "-"
+        tpot = f"{m['tpot_s'] * 1e3:.3f}" if m and m.get("tpot_s") is not None else "-"
+        lines.append(f"{o.name:<{width}}  {o.status:<7} {tps:>12} {step:>10} {tpot:>9}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m executor.suite", description=__doc__.splitlines()[0])
+    parser.add_argument("suite", help="suite YAML file")
+    parser.add_argument("--out", required=True, help="folder for one RunResult JSON per entry")
+    parser.add_argument("--only", default=None, metavar="REGEX", help="run only entries whose name matches")
+    parser.add_argument("--skip-existing", action="store_true", help="skip entries whose result file exists")
+    parser.add_argument("--backend", choices=("auto", "nccl", "gloo"), default="auto")
+    parser.add_argument("--timeout-s", type=float, default=None, help="per-rank timeout of each entry")
+    args = parser.parse_args(argv)
+    try:
+        suite_name, entries = load_suite(args.suite)
+    except LayerwiseError as exc:
+        print(f"executor.suite: error: {exc}", file=sys.stderr)
+        return 2
+    if args.only:
+        entries = [e for e in entries if re.search(args.only, e.name)]
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outcomes: list[EntryOutcome] = []
+    for index, entry in enumerate(entries, start=1):
+        prefix = f"[{index}/{len(entries)}] {entry.name}"
+        if args.skip_existing and (out_dir / f"{entry.name}.json").is_file():
+            outcomes.append(EntryOutcome(entry.name, "skipped", 0.0))
+            print(f"{prefix}: skipped (result exists)", flush=True)
+            continue
+        print(f"{prefix} ...", flush=True)
+        outcome = run_entry(entry, out_dir, args.backend, args.timeout_s)
+        outcomes.append(outcome)
+        if outcome.status == "ok":
+            (out_dir / f"{entry.name}.error.txt").unlink(missing_ok=True)
+            print(f"{prefix}: ok, {outcome.metrics['tokens_per_s']:.1f} tokens/s, step "
+                  f"{outcome.metrics['step_time_s'] * 1e3:.3f} ms ({outcome.elapsed_s:.1f} s)", flush=True)
+        else:
+            write_text_atomic(out_dir / f"{entry.name}.error.txt", f"{outcome.error}\n")
+            print(f"{prefix}: FAILED ({outcome.elapsed_s:.1f} s): {outcome.error}", flush=True)
+        write_json_atomic(out_dir / "suite-summary.json", {
+            "suite": suite_name, "suite_file": str(args.suite),
+            "entries": [o.__dict__ for o in outcomes],
+        })
+    print(format_table(outcomes), flush=True)
+    failed = sum(1 for o in outcomes if o.status == "failed")
+    print(f"{suite_name}: {len(outcomes) - failed} of {len(outcomes)} entries ok", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
