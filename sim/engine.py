@@ -17,7 +17,7 @@ import simpy
 
 from sim.costs.model import CostModel
 from sim.fabric import Fabric
-from sim.program import PASS_TOTALS, PassCache, Transfer, boundary_transfers, group_ports
+from sim.program import PASS_TOTALS, PassCache, Step, Transfer, boundary_transfers, group_ports
 from topology.cluster import Cluster
 from topology.plan import Plan
 from topology.workload import Workload
@@ -124,6 +124,7 @@ def simulate_events(
         last = s == k - 1
         timeout, reserve = env.timeout, fabric.reserve
         transfers = forward[s]
+        timed_transfers = tuple((t.hops, t.cost.serialization_s, t.cost.time_s) for t in transfers)
         while True:
             message = inbox.take()
             if message is None:
@@ -134,23 +135,20 @@ def simulate_events(
             traced = warmup <= it < trace_stop
             allreduce_s = 0.0
             record.events += len(program.steps)
-            for step in program.steps:
-                now = env.now
-                wait_s = 0.0
-                if step.allreduce is not None:
-                    hold_s = step.allreduce.duration_s
-                    begin = reserve(group, now, hold_s)
-                    wait_s = begin + hold_s - now
+            for hold_s, compute_s, step in program.timed_steps:
+                if hold_s:
+                    now = env.now
+                    wait_s = reserve(group, now, hold_s) + hold_s - now  # waiting for busy ports + the hold
                     allreduce_s += wait_s
                     if traced:
-                        for device in stage.devices:
-                            record.trace.append((device, step.allreduce.label, "communication", begin, hold_s))
-                if step.compute is not None:
-                    if traced:
+                        _trace_allreduce(record, stage.devices, step, now + wait_s - hold_s)
+                    if traced and step.compute is not None:
                         _trace_ops(record, stage.devices, step.compute.ops, now + wait_s)
-                    yield timeout(wait_s + step.compute.duration_s)
+                    yield timeout(wait_s + compute_s)
                 else:
-                    yield timeout(wait_s)
+                    if traced and step.compute is not None:
+                        _trace_ops(record, stage.devices, step.compute.ops, env.now)
+                    yield timeout(compute_s)
             passes_done[s] += 1
             if last:
                 record.completions_s[mb][it] = env.now
@@ -158,8 +156,8 @@ def simulate_events(
             send_s = 0.0
             if transfers:  # the final token leaves the last stage too, though nothing follows it
                 now = end = env.now
-                for t in transfers:
-                    arrival = reserve(t.hops, now, t.cost.serialization_s) + t.cost.time_s
+                for hops, serialization_s, time_s in timed_transfers:
+                    arrival = reserve(hops, now, serialization_s) + time_s
                     if arrival > end:
                         end = arrival
                 if traced:
@@ -229,6 +227,12 @@ def finish_tally(tally: StageTally, passes: PassCache, stage: int, messages: int
         tally.loopback_transfers = tally.passes
     elif not last:
         tally.p2p_transfers = tally.passes
+
+
+def _trace_allreduce(record: EngineRecord, devices: tuple[str, ...], step: Step, begin_s: float) -> None:
+    if step.allreduce is not None:
+        for device in devices:
+            record.trace.append((device, step.allreduce.label, "communication", begin_s, step.allreduce.duration_s))
 
 
 def _trace_ops(record: EngineRecord, devices: tuple[str, ...], ops: tuple, start_s: float) -> None:  # type: ignore[type-arg]

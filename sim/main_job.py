@@ -47,6 +47,10 @@ def main_cases(extra_overrides: tuple[str, ...] = ()) -> list[Case]:
             for m in MODELS for c in CLUSTERS for p in (BASELINE, LAYERWISE, EXTRA_PLAN)]
 
 
+# Longest first, so the last worker to finish is not left alone with a long case.
+EXPECTED_COST_ORDER = (EXTRA_PLAN, BASELINE, LAYERWISE)
+
+
 def run_case(case: Case) -> tuple[Case, RunResult | None, str | None, float]:
     """Simulate one case; a plan that cannot exist (e.g. does not fit HBM) comes back as its error."""
     started = time.perf_counter()
@@ -69,8 +73,10 @@ def run_cases(cases: list[Case], jobs: int) -> list[tuple[Case, RunResult | None
             _progress(len(done), len(cases), outcome)
     else:
         context = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
+        ordered = sorted(cases, key=lambda c: EXPECTED_COST_ORDER.index(c.plan_name)
+                         if c.plan_name in EXPECTED_COST_ORDER else len(EXPECTED_COST_ORDER))
         with context.Pool(workers) as pool:
-            for outcome in pool.imap_unordered(run_case, cases):
+            for outcome in pool.imap_unordered(run_case, ordered):
                 done[outcome[0]] = outcome
                 _progress(len(done), len(cases), outcome)
     return [done[case] for case in cases]

@@ -38,6 +38,7 @@ class Step:
 class PassProgram:
     stage_pass: StagePass
     steps: tuple[Step, ...]
+    timed_steps: tuple[tuple[float, float, Step], ...]  # (all-reduce hold_s, compute_s, step): the hot loop's view
     totals: tuple[float, ...]  # PASS_TOTALS, in order
     allreduce_count: int
     allreduce_bytes_sent: float
@@ -75,6 +76,7 @@ def compile_pass(stage_pass_: StagePass) -> PassProgram:
     return PassProgram(
         stage_pass=stage_pass_,
         steps=steps,
+        timed_steps=tuple((step.allreduce_s, step.compute_s, step) for step in steps),
         totals=tuple(stage_pass_.total(name) for name in PASS_TOTALS),
         allreduce_count=stage_pass_.allreduce_count,
         allreduce_bytes_sent=stage_pass_.allreduce_bytes_sent,
