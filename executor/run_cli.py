@@ -33,7 +33,8 @@ def worker_args(args: argparse.Namespace) -> list[str]:
     out = [args.experiment]
     for flag, value in (("--plan", args.plan), ("--json", args.json), ("--trace", args.trace),
                         ("--backend", args.backend), ("--fill", args.fill),
-                        ("--dump-outputs", args.dump_outputs), ("--fault", args.fault)):
+                        ("--dump-outputs", args.dump_outputs), ("--fault", args.fault),
+                        ("--sdpa-backend", args.sdpa_backend)):
         if value is not None:
             out += [flag, str(value)]
     if args.timeout_s is not None:

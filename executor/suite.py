@@ -11,6 +11,7 @@ A suite file::
         set: [workload.batch_size=128, workload.context_len=2048]
         modes: [graph, eager]               # optional: one entry per mode, suffixed -graph / -eager
         fill: seeded                        # optional (decode KV fill)
+        sdpa_backend: flash                 # optional (auto, flash, efficient, cudnn, math)
 
 Each entry runs under torchrun for its plan's device count on this host. A failing entry is
 recorded (``DIR/<name>.error.txt`` and the summary) and the suite goes on. ``DIR/suite-summary.json``
@@ -46,6 +47,7 @@ class SuiteEntry:
     plan: str | None
     overrides: tuple[str, ...]
     fill: str = "seeded"
+    sdpa_backend: str = "auto"
 
 
 @dataclass
@@ -70,10 +72,10 @@ def load_suite(path: str | Path) -> tuple[str, list[SuiteEntry]]:
         where = f"suite.entries[{index}]"
         if not isinstance(item, dict) or "name" not in item or "experiment" not in item:
             raise LayerwiseError(where, "needs name: and experiment:")
-        unknown = sorted(set(item) - {"name", "experiment", "plan", "set", "modes", "fill"})
+        unknown = sorted(set(item) - {"name", "experiment", "plan", "set", "modes", "fill", "sdpa_backend"})
         if unknown:
             raise LayerwiseError(f"{where}.{unknown[0]}",
-                                 "unknown field (known: name, experiment, plan, set, modes, fill)")
+                                 "unknown field (known: name, experiment, plan, set, modes, fill, sdpa_backend)")
         experiment = Path(str(item["experiment"]))
         if not experiment.is_absolute():
             experiment = suite_path.resolve().parent / experiment
@@ -88,6 +90,7 @@ def load_suite(path: str | Path) -> tuple[str, list[SuiteEntry]]:
             entries.append(SuiteEntry(
                 name=name, experiment=str(experiment), plan=item.get("plan"),
                 overrides=overrides + ((MODES[mode],) if mode else ()), fill=str(item.get("fill", "seeded")),
+                sdpa_backend=str(item.get("sdpa_backend", "auto")),
             ))
     names = [e.name for e in entries]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -109,7 +112,7 @@ def run_entry(entry: SuiteEntry, out_dir: Path, backend_request: str, timeout_s:
         return EntryOutcome(entry.name, "failed", time.perf_counter() - started, f"error: {exc}")
     rank_timeout_s = timeout_s if timeout_s is not None else default_timeout_s(backend)
     worker = [entry.experiment, "--plan", plan_name, "--json", str(result_path), "--backend", backend_request,
-              "--fill", entry.fill, "--timeout-s", str(rank_timeout_s)]
+              "--fill", entry.fill, "--timeout-s", str(rank_timeout_s), "--sdpa-backend", entry.sdpa_backend]
     for override in entry.overrides:
         worker += ["--set", override]
     outcome = run_torchrun(plan, torchrun_command(nproc, worker, []), rank_timeout_s + STARTUP_MARGIN_S, quiet=True)

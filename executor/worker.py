@@ -12,6 +12,7 @@ line naming this rank, its stage and the peer it waited for, and exits 3 without
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import sys
@@ -39,6 +40,8 @@ from topology.plan import Plan
 from topology.results import RunResult, write_result
 
 BACKENDS = ("auto", "nccl", "gloo")
+SDPA_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION",
+                 "math": "MATH"}
 FILLS = ("seeded", "prefill")
 DEFAULT_TIMEOUT_GPU_S = 300.0
 DEFAULT_TIMEOUT_CPU_S = 60.0
@@ -61,6 +64,8 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decode: fill the KV cache with seeded values, or by a prefill of context_len - 1 tokens")
     parser.add_argument("--dump-outputs", default=None, metavar="FILE",
                         help="debug: the last stage writes its outputs (torch.save: prefill (B,S,h), decode (T,B,h))")
+    parser.add_argument("--sdpa-backend", choices=("auto", *SDPA_BACKENDS), default="auto",
+                        help="restrict scaled_dot_product_attention to one kernel (default: PyTorch chooses)")
     parser.add_argument("--fault", default=None, metavar="KIND:RANK:STEP",
                         help="tests: kill:RANK:STEP or hang:RANK:STEP")
 
@@ -73,6 +78,15 @@ def choose_backend(requested: str) -> str:
 
 def default_timeout_s(backend: str) -> float:
     return DEFAULT_TIMEOUT_GPU_S if backend == "nccl" else DEFAULT_TIMEOUT_CPU_S
+
+
+def attention_backend(name: str) -> contextlib.AbstractContextManager[Any]:
+    """``sdpa_kernel`` restricted to one backend, or no restriction for "auto"."""
+    if name == "auto":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([getattr(SDPBackend, SDPA_BACKENDS[name])])
 
 
 def resolve(args: argparse.Namespace) -> tuple[Experiment, str, Plan]:
@@ -113,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         groups = build_groups(layout, timeout_s)
         run = _build_run(experiment, plan, layout, groups, device, fault, args)
-        timings = _execute(run, args.trace, args.fill)
+        with attention_backend(args.sdpa_backend):
+            timings = _execute(run, args.trace, args.fill)
         _report(run, experiment, plan_name, plan, timings, backend, args)
     except Exception as exc:  # a peer died or timed out, or a CUDA/NCCL error: one line, no results
         print(_failure_line(layout, run, exc), file=sys.stderr, flush=True)
@@ -205,6 +220,7 @@ def _report(run: RankRun, experiment: Experiment, plan_name: str, plan: Plan, ti
         "kv_fill": args.fill if workload.phase == "decode" else "prefill",
         "kv_capacity_tokens": workload.kv_capacity_tokens,
         "microbatches": plan.microbatches,
+        "sdpa_backend": args.sdpa_backend,
         "communication_note": "TP all-reduce time measured apart on each stage's group, times calls per iteration",
     }
     metrics = build_metrics(plan, workload, records, extra)
