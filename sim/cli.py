@@ -78,6 +78,6 @@ def run(args: argparse.Namespace) -> int:
     if not results:
         raise LayerwiseError("plans", "no plan of the experiment can run (see the table)")
     if args.json_out:
-        one_or_list = results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results]
+        one_or_list = results[0].to_dict() if len(names) == 1 else [r.to_dict() for r in results]
         write_text_atomic(args.json_out, json.dumps(one_or_list, indent=2, sort_keys=True) + "\n")
     return 0

@@ -46,7 +46,8 @@ def render_rows(rows: list[Row]) -> str:
         share = breakdown[dominant] / m.step_time_s if m.step_time_s else 0.0
         body.append([
             row.model, row.cluster, row.label, f"{m.tokens_per_s:,.0f}", claim, format_seconds(m.step_time_s),
-            format_seconds(m.tpot_s if m.tpot_s is not None else m.ttft_s), format_seconds(m.paper_tpot_s),
+            format_seconds(m.tpot_s) if m.tpot_s is not None else f"TTFT {format_seconds(m.ttft_s)}",
+            format_seconds(m.paper_tpot_s),
             _communication_cell(row.result), _l2_cell(row.result), f"{dominant} {share:.0%}",
         ])
     return render_table(HEADERS, body)

@@ -93,3 +93,20 @@ def test_sweep_reports_points_that_cannot_run(experiment_file, tmp_path):
 def test_sweep_needs_a_grid(experiment_file, capsys):
     assert main(["sweep", str(experiment_file)]) == 2
     assert "--grid" in capsys.readouterr().err
+
+
+def test_profile_file_moves_the_prediction(experiment_file, tmp_path):
+    from conftest import toy_profile
+
+    from topology.profile import write_profile
+
+    fast, slow = tmp_path / "fast.json", tmp_path / "slow.json"
+    write_profile(fast, toy_profile())
+    write_profile(slow, toy_profile(hbm_bw_bytes_per_s=0.5e6))
+    steps = []
+    for profile in (fast, slow):
+        out = tmp_path / f"{profile.stem}.result.json"
+        assert main(["simulate", str(experiment_file), "--plan", "pp2", "--profile", str(profile),
+                     "--json", str(out)]) == 0
+        steps.append(json.loads(out.read_text())["metrics"]["step_time_s"])
+    assert steps[1] > 1.8 * steps[0]
