@@ -90,21 +90,31 @@ def _torchrun_failures(lines: list[str]) -> list[tuple[int, int | None]]:
 
 
 def describe_failure(plan: Plan, lines: list[str], returncode: int) -> str:
-    """One line: a rank that died (rather than reporting), else the first worker report."""
+    """One line: a rank that died (rather than reporting), else the first worker report.
+
+    SIGTERM is what torchrun sends the survivors once one rank failed, so a rank ended by it
+    is named only when no rank reported anything.
+    """
     groups = stage_rank_groups(plan)
-    for rank, exitcode in _torchrun_failures(lines):
-        if exitcode in (FAILURE_EXIT_CODE, USER_ERROR_EXIT_CODE):
-            continue
+
+    def died(rank: int, exitcode: int | None) -> str:
         stage = next((i for i, ranks in enumerate(groups) if rank in ranks), None)
         why = ("killed by fault injection" if exitcode == KILL_EXIT_CODE
                else f"killed by signal {-exitcode}" if exitcode is not None and exitcode < 0
                else f"exit code {exitcode}")
         return f"failed: rank {rank} (stage {stage}, {plan.devices[rank]}) died ({why})"
+
+    failures = _torchrun_failures(lines)
+    for rank, exitcode in failures:
+        if exitcode not in (FAILURE_EXIT_CODE, USER_ERROR_EXIT_CODE, -signal.SIGTERM):
+            return died(rank, exitcode)
     for prefix in ("executor: error:", "executor: failed:"):
         for line in lines:
             if line.startswith(prefix):
                 text = line[len("executor: "):]
                 return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + " ..."
+    for rank, exitcode in failures:
+        return died(rank, exitcode)
     return f"failed: torchrun exited with code {returncode}"
 
 

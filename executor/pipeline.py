@@ -70,7 +70,6 @@ class RankRun:
     dump: bool
     activity: Activity = field(default_factory=Activity)
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # dumps (last stage)
-    profiler_step: Callable[[], None] | None = None
 
     @property
     def microbatch_size(self) -> int:
@@ -89,20 +88,29 @@ def _send(tensor: torch.Tensor, targets: tuple[int, ...], group: Any) -> list[An
     return [dist.isend(tensor, dst=dst, group=group) for dst in targets]
 
 
+def prefill_input(run: RankRun, prompt_len: int) -> torch.Tensor | None:
+    """Stage 0's seeded prompt hidden states (B, S, h); None on other stages."""
+    if not run.layout.is_first_stage:
+        return None
+    return seeded_normal((run.workload.batch_size, prompt_len, run.stage_model.model.hidden_size),
+                         run.workload.seed, INPUT_LAYER, f"prefill_input.{prompt_len}", run.device, run.dtype)
+
+
 def run_prefill_pass(
-    run: RankRun, prompt_len: int, dump: bool, clock: Clock | None = None, mark_base: int = 0
+    run: RankRun, prompt_len: int, first: torch.Tensor | None, dump: bool, clock: Clock | None = None,
+    mark_base: int = 0,
 ) -> None:
-    """One pipelined forward of the whole batch over ``prompt_len`` prompt tokens (KV positions [0, S))."""
+    """One pipelined forward of the whole batch over ``prompt_len`` prompt tokens (KV positions [0, S)).
+
+    ``first``: stage 0's input (B, S, h) from :func:`prefill_input`.
+    """
     layout, b, h = run.layout, run.microbatch_size, run.stage_model.model.hidden_size
-    if layout.is_first_stage:
-        first = seeded_normal((run.workload.batch_size, prompt_len, h), run.workload.seed, INPUT_LAYER,
-                              f"prefill_input.{prompt_len}", run.device, run.dtype)  # (B, S, h)
     pending: list[Any] = []
     last_out: list[torch.Tensor] = []
     for m in range(run.microbatches):
         if clock is not None:
             clock.mark(mark_base + 3 * m)
-        if layout.is_first_stage:
+        if first is not None:
             x = first[m * b:(m + 1) * b]
         else:
             x = torch.empty((b, prompt_len, h), device=run.device, dtype=run.dtype)
@@ -131,6 +139,7 @@ def run_prefill(run: RankRun) -> RankTimings:
     w, mb = run.workload, run.microbatches
     clock = Clock(run.device, 2 + 3 * mb * w.measured_iters)
     timings = RankTimings(measured_iters=w.measured_iters)
+    first = prefill_input(run, w.prompt_len)
     for t in range(w.iterations):
         if run.fault is not None:
             run.fault.maybe_trigger(run.layout.rank, run.layout.stage, t)
@@ -138,9 +147,8 @@ def run_prefill(run: RankRun) -> RankTimings:
         if measured == 0:
             clock.mark(0)
         dump = run.dump and t == w.iterations - 1
-        run_prefill_pass(run, w.prompt_len, dump, clock if measured >= 0 else None, 2 + 3 * mb * max(measured, 0))
-        if run.profiler_step is not None:
-            run.profiler_step()
+        run_prefill_pass(run, w.prompt_len, first, dump, clock if measured >= 0 else None,
+                         2 + 3 * mb * max(measured, 0))
     clock.mark(1)
     clock.sync()
     _sum_marks(clock, timings, mb, w.measured_iters)
@@ -231,8 +239,6 @@ def run_decode(run: RankRun) -> RankTimings:
                 keep[m] = y
         if step_out:
             history.append(torch.cat(step_out, dim=0))  # (B, h)
-        if run.profiler_step is not None:
-            run.profiler_step()
     run.activity = Activity(what="finishing the last sends", step=w.iterations)
     for works in pending:
         for work in works:

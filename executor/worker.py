@@ -32,7 +32,15 @@ from executor.launch import FAILURE_EXIT_CODE
 from executor.layout import RankLayout, rank_layout
 from executor.metrics import build_metrics, rank_record
 from executor.model import StageModel, no_allreduce
-from executor.pipeline import RankRun, RankTimings, run_decode, run_prefill, run_prefill_pass, time_allreduce_s
+from executor.pipeline import (
+    RankRun,
+    RankTimings,
+    prefill_input,
+    run_decode,
+    run_prefill,
+    run_prefill_pass,
+    time_allreduce_s,
+)
 from topology.atomic_io import write_bytes_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, build_plan, load_experiment
@@ -107,17 +115,21 @@ def main(argv: list[str] | None = None) -> int:
         fault = parse_fault(args.fault)
         backend = choose_backend(args.backend)
         check_plan_runs(plan, experiment.workload, world_size, args.fill)
-        device = torch.device("cuda", local_rank) if backend == "nccl" else torch.device("cpu")
+    except LayerwiseError as exc:
+        if rank == 0:  # the same on every rank: say it once
+            print(f"executor: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    device = torch.device("cuda", local_rank) if backend == "nccl" else torch.device("cpu")
+    try:
         if device.type == "cuda":
             if local_rank >= torch.cuda.device_count():
-                raise LayerwiseError("devices", f"local rank {local_rank} but this host has "
+                raise LayerwiseError("devices", f"rank {rank} has local rank {local_rank} but this host has "
                                                 f"{torch.cuda.device_count()} GPUs")
             torch.cuda.set_device(device)
             free_bytes, _ = torch.cuda.mem_get_info(device)
             check_device_memory(plan, rank, free_bytes)
-    except LayerwiseError as exc:
-        if rank == 0:
-            print(f"executor: error: {exc}", file=sys.stderr, flush=True)
+    except LayerwiseError as exc:  # this rank's own device: every failing rank says so
+        print(f"executor: error: {exc}", file=sys.stderr, flush=True)
         return 2
     timeout_s = args.timeout_s if args.timeout_s is not None else default_timeout_s(backend)
     layout = rank_layout(plan, rank)
@@ -177,7 +189,8 @@ def _build_run(experiment: Experiment, plan: Plan, layout: RankLayout, groups: A
 def _execute(run: RankRun, trace: str | None, fill: str) -> RankTimings:
     workload = run.workload
     if workload.phase == "decode" and fill == "prefill":
-        run_prefill_pass(run, workload.context_len - 1, run.dump)
+        prompt_len = workload.context_len - 1
+        run_prefill_pass(run, prompt_len, prefill_input(run, prompt_len), run.dump)
     schedule = run_decode if workload.phase == "decode" else run_prefill
     if trace is None:
         timings = schedule(run)

@@ -82,3 +82,15 @@ def test_killed_rank_ends_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == "layerwise run: failed: rank 3 (stage 1, gpu3) died (killed by fault injection)"
     assert not (tmp_path / "r.json").exists()
+
+
+def test_hung_rank_ends_the_run_within_the_timeout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.perf_counter()
+    rc = layerwise_main(["run", EXPERIMENT, "--plan", "pp2", "--fault", "hang:1:2", "--timeout-s", "5",
+                         "--json", str(tmp_path / "r.json")])
+    assert rc == 1
+    assert time.perf_counter() - started < 5 + 60
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("layerwise run: failed: rank 0 (stage 0, gpu0) while receiving")
+    assert "from rank 1 (stage 1)" in err
+    assert not (tmp_path / "r.json").exists()
