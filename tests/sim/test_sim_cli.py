@@ -7,7 +7,7 @@ import json
 
 import pytest
 import yaml
-from conftest import toy_raw
+from sim_toy import toy_raw
 
 from layerwise.cli import main
 from topology.results import result_from_dict
@@ -96,7 +96,7 @@ def test_sweep_needs_a_grid(experiment_file, capsys):
 
 
 def test_profile_file_moves_the_prediction(experiment_file, tmp_path):
-    from conftest import toy_profile
+    from sim_toy import toy_profile
 
     from topology.profile import write_profile
 

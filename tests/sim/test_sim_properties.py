@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import toy_experiment, toy_profile
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sim_toy import toy_experiment, toy_profile
 
 from sim.api import analytic_estimate, simulate_plan
 from topology.partition.assemble import StageSpec, assemble_plan

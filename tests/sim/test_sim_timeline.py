@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import toy_profile
+from sim_toy import toy_profile
 
 from sim.api import analytic_estimate, resolve_inputs, simulate_plan
 from sim.engine import simulate_events
