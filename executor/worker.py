@@ -201,7 +201,11 @@ def _execute(run: RankRun, trace: str | None, fill: str) -> RankTimings:
         with torch.profiler.profile(activities=activities) as profiler:
             timings = schedule(run)
         path = Path(trace)
-        profiler.export_chrome_trace(str(path.with_name(f"{path.stem}.rank{run.layout.rank}{path.suffix or '.json'}")))
+        final = path.with_name(f"{path.stem}.rank{run.layout.rank}{path.suffix or '.json'}")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial = final.with_name(f".{final.name}.tmp")
+        profiler.export_chrome_trace(str(partial))
+        os.replace(partial, final)  # atomic: a reader never sees half a trace
     b = run.microbatch_size
     h = run.stage_model.model.hidden_size
     payload = (b, h) if workload.phase == "decode" else (b, workload.prompt_len, h)

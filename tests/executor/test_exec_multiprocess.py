@@ -44,7 +44,10 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tenso
 
 @pytest.mark.parametrize("plan", ["tp2", "pp2", "tp2pp2", "layer-wise"])
 def test_plan_matches_single_process(plan: str, reference: dict[str, torch.Tensor], tmp_path: Path) -> None:
-    outputs = _run(tmp_path, plan, [])
+    trace = ("--trace", str(tmp_path / "trace.json")) if plan == "pp2" else ()
+    outputs = _run(tmp_path, plan, [], *trace)
+    if trace:
+        assert (tmp_path / "trace.rank0.json").is_file() and (tmp_path / "trace.rank1.json").is_file()
     assert outputs["prefill"].shape == reference["prefill"].shape == (8, 15, 64)  # (B, context - 1, h)
     assert outputs["decode"].shape == reference["decode"].shape == (4, 8, 64)  # (iterations, B, h)
     torch.testing.assert_close(outputs["prefill"], reference["prefill"], atol=ATOL, rtol=ATOL)
