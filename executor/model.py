@@ -37,15 +37,29 @@ def next_token_input(hidden: torch.Tensor) -> torch.Tensor:
     return F.rms_norm(hidden, (hidden.shape[-1],), None, RMS_EPS)
 
 
+def _matmul_attention(
+    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Decode attention without SDPA: ``softmax(q K^T / sqrt(D)) V`` as two batched GEMMs.
+
+    q: (b, K, g, D); keys, values: (b, K, ctx, D); mask: broadcastable to (b, K, g, ctx) or None.
+    """
+    scores = torch.matmul(q, keys.transpose(-1, -2)).float() * q.shape[-1] ** -0.5  # (b, K, g, ctx)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.matmul(torch.softmax(scores, dim=-1).to(values.dtype), values)  # (b, K, g, D)
+
+
 class StageModel:
     """The layers ``layers`` of ``model`` on TP rank ``tp_index`` of ``tp_degree``."""
 
     def __init__(
         self, model: ModelSpec, layers: range, tp_degree: int, tp_index: int, seed: int,
         batch_size: int, kv_capacity_tokens: int, device: torch.device, dtype: torch.dtype,
-        allreduce: AllReduce = no_allreduce,
+        allreduce: AllReduce = no_allreduce, decode_attention: str = "sdpa",
     ) -> None:
         self.model = model
+        self.decode_attention = decode_attention  # "sdpa", or "matmul": two batched GEMMs around a softmax
         self.layers = layers
         self.tp_degree = tp_degree
         self.tp_index = tp_index
@@ -118,7 +132,10 @@ class StageModel:
             k_cache.index_copy_(2, self.pos_tensor, k.view(b, kl, 1, d))
             v_cache.index_copy_(2, self.pos_tensor, v.view(b, kl, 1, d))
             keys, values, mask = k_cache, v_cache, self.mask
-        attn = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (b, K/t, g, D)
+        if self.decode_attention == "matmul":
+            attn = _matmul_attention(q, keys, values, mask)
+        else:
+            attn = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (b, K/t, g, D)
         x = x + self.allreduce(F.linear(attn.reshape(b, self.heads_local * d), w.o_proj))
         return x + self.allreduce(self._mlp(w, F.rms_norm(x, (hidden,), w.mlp_norm, RMS_EPS)))
 

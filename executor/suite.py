@@ -11,7 +11,7 @@ A suite file::
         set: [workload.batch_size=128, workload.context_len=2048]
         modes: [graph, eager]               # optional: one entry per mode, suffixed -graph / -eager
         fill: seeded                        # optional (decode KV fill)
-        sdpa_backend: flash                 # optional (auto, flash, efficient, cudnn, math)
+        sdpa_backend: flash                 # optional (auto, flash, efficient, cudnn, math, matmul)
 
 Each entry runs under torchrun for its plan's device count on this host. A failing entry is
 recorded (``DIR/<name>.error.txt`` and the summary) and the suite goes on. ``DIR/suite-summary.json``

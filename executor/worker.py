@@ -72,8 +72,9 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decode: fill the KV cache with seeded values, or by a prefill of context_len - 1 tokens")
     parser.add_argument("--dump-outputs", default=None, metavar="FILE",
                         help="debug: the last stage writes its outputs (torch.save: prefill (B,S,h), decode (T,B,h))")
-    parser.add_argument("--sdpa-backend", choices=("auto", *SDPA_BACKENDS), default="auto",
-                        help="restrict scaled_dot_product_attention to one kernel (default: PyTorch chooses)")
+    parser.add_argument("--sdpa-backend", choices=("auto", *SDPA_BACKENDS, "matmul"), default="auto",
+                        help="restrict scaled_dot_product_attention to one kernel (default: PyTorch chooses); "
+                             "matmul: decode attention as two batched GEMMs around a float32 softmax, no SDPA")
     parser.add_argument("--fault", default=None, metavar="KIND:RANK:STEP",
                         help="tests: kill:RANK:STEP or hang:RANK:STEP")
 
@@ -90,7 +91,7 @@ def default_timeout_s(backend: str) -> float:
 
 def attention_backend(name: str) -> contextlib.AbstractContextManager[Any]:
     """``sdpa_kernel`` restricted to one backend, or no restriction for "auto"."""
-    if name == "auto":
+    if name in ("auto", "matmul"):
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -171,6 +172,7 @@ def _build_run(experiment: Experiment, plan: Plan, layout: RankLayout, groups: A
         plan.model, stage.layers, stage.tp_degree, layout.tp_index, workload.seed, workload.batch_size,
         workload.kv_capacity_tokens, device, dtype,
         allreduce=tp_allreduce(groups.tp) if groups.tp is not None else no_allreduce,
+        decode_attention="matmul" if args.sdpa_backend == "matmul" else "sdpa",
     )
     run = RankRun(
         stage_model=stage_model, layout=layout, groups=groups, workload=workload, microbatches=plan.microbatches,

@@ -42,10 +42,13 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tenso
     return _run(tmp_path_factory.mktemp("ref"), "ref", [REFERENCE])
 
 
-@pytest.mark.parametrize("plan", ["tp2", "pp2", "tp2pp2", "layer-wise"])
-def test_plan_matches_single_process(plan: str, reference: dict[str, torch.Tensor], tmp_path: Path) -> None:
+@pytest.mark.parametrize(("plan", "attention"), [("tp2", "auto"), ("pp2", "auto"), ("tp2pp2", "auto"),
+                                                  ("layer-wise", "auto"), ("tp2pp2", "matmul")])
+def test_plan_matches_single_process(
+    plan: str, attention: str, reference: dict[str, torch.Tensor], tmp_path: Path
+) -> None:
     trace = ("--trace", str(tmp_path / "trace.json")) if plan == "pp2" else ()
-    outputs = _run(tmp_path, plan, [], *trace)
+    outputs = _run(tmp_path, plan, [], *trace, "--sdpa-backend", attention)
     if trace:
         assert (tmp_path / "trace.rank0.json").is_file() and (tmp_path / "trace.rank1.json").is_file()
     assert outputs["prefill"].shape == reference["prefill"].shape == (8, 15, 64)  # (B, context - 1, h)
