@@ -1,0 +1,16 @@
+"""The executor runs on GPU machines that have no simpy: it must import without it (and without sim/)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_executor_imports_without_simpy_or_sim() -> None:
+    code = (
+        "import sys; sys.modules['simpy'] = None; sys.modules['sim'] = None\n"
+        "import executor.worker, executor.run_cli, executor.suite, executor.launch, executor.pipeline\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
