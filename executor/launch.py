@@ -38,6 +38,7 @@ class LaunchOutcome:
     returncode: int  # 0 on success
     error: str | None  # one line when the run failed
     elapsed_s: float
+    tail: tuple[str, ...] = ()  # the last lines of output when the run failed
 
 
 def launch_env() -> dict[str, str]:
@@ -160,8 +161,9 @@ def run_torchrun(plan: Plan, command: list[str], timeout_s: float, quiet: bool =
             print(text, flush=True)
     elapsed_s = time.perf_counter() - started
     if timed_out:
-        return LaunchOutcome(124, f"failed: the run did not finish within {timeout_s:.0f} s and was ended", elapsed_s)
+        return LaunchOutcome(124, f"failed: the run did not finish within {timeout_s:.0f} s and was ended",
+                             elapsed_s, tuple(tail))
     if process.returncode == 0:
         return LaunchOutcome(0, None, elapsed_s)
     return LaunchOutcome(process.returncode, describe_failure(plan, first_errors + list(tail), process.returncode),
-                         elapsed_s)
+                         elapsed_s, tuple(tail))

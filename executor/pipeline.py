@@ -70,6 +70,7 @@ class RankRun:
     dump: bool
     activity: Activity = field(default_factory=Activity)
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # dumps (last stage)
+    setup_s: float = 0.0  # building the shard: weights, KV cache allocation and fill
 
     @property
     def microbatch_size(self) -> int:

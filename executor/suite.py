@@ -37,6 +37,7 @@ from topology.experiment import build_plan, load_experiment
 from topology.results import load_result
 
 MODES = {"graph": "workload.cuda_graphs=true", "eager": "workload.cuda_graphs=false"}
+TAIL_LINES_KEPT = 60
 _NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -57,6 +58,7 @@ class EntryOutcome:
     elapsed_s: float
     error: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    output_tail: tuple[str, ...] = ()  # the run's last output lines, when it failed
 
 
 def load_suite(path: str | Path) -> tuple[str, list[SuiteEntry]]:
@@ -118,7 +120,8 @@ def run_entry(entry: SuiteEntry, out_dir: Path, backend_request: str, timeout_s:
     outcome = run_torchrun(plan, torchrun_command(nproc, worker, []), rank_timeout_s + STARTUP_MARGIN_S, quiet=True)
     elapsed_s = time.perf_counter() - started
     if outcome.returncode != 0 or not result_path.is_file():
-        return EntryOutcome(entry.name, "failed", elapsed_s, outcome.error or "no result file written")
+        return EntryOutcome(entry.name, "failed", elapsed_s, outcome.error or "no result file written",
+                            output_tail=outcome.tail[-TAIL_LINES_KEPT:])
     metrics = load_result(result_path).metrics
     return EntryOutcome(entry.name, "ok", elapsed_s, metrics={
         "tokens_per_s": metrics.tokens_per_s, "step_time_s": metrics.step_time_s, "tpot_s": metrics.tpot_s,
@@ -171,11 +174,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{prefix}: ok, {outcome.metrics['tokens_per_s']:.1f} tokens/s, step "
                   f"{outcome.metrics['step_time_s'] * 1e3:.3f} ms ({outcome.elapsed_s:.1f} s)", flush=True)
         else:
-            write_text_atomic(out_dir / f"{entry.name}.error.txt", f"{outcome.error}\n")
+            write_text_atomic(out_dir / f"{entry.name}.error.txt",
+                              "\n".join([str(outcome.error), "", "last output:", *outcome.output_tail]) + "\n")
             print(f"{prefix}: FAILED ({outcome.elapsed_s:.1f} s): {outcome.error}", flush=True)
         write_json_atomic(out_dir / "suite-summary.json", {
             "suite": suite_name, "suite_file": str(args.suite),
-            "entries": [o.__dict__ for o in outcomes],
+            "entries": [{k: v for k, v in o.__dict__.items() if k != "output_tail"} for o in outcomes],
         })
     print(format_table(outcomes), flush=True)
     failed = sum(1 for o in outcomes if o.status == "failed")

@@ -17,6 +17,7 @@ import io
 import os
 import sys
 import time
+import traceback
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             timings = _execute(run, args.trace, args.fill)
         _report(run, experiment, plan_name, plan, timings, backend, args)
     except Exception as exc:  # a peer died or timed out, or a CUDA/NCCL error: one line, no results
+        traceback.print_exc(file=sys.stderr)
         print(_failure_line(layout, run, exc), file=sys.stderr, flush=True)
         os._exit(FAILURE_EXIT_CODE)  # peers may be blocked; do not wait in destroy_process_group
     dist.destroy_process_group()
@@ -184,7 +186,8 @@ def _build_run(experiment: Experiment, plan: Plan, layout: RankLayout, groups: A
         stage_model.fill_kv_seeded(workload.context_len - 1)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    run.outputs["setup_s"] = torch.tensor(time.perf_counter() - started)
+        torch.cuda.empty_cache()  # hand back the weight generator's float32 temporaries
+    run.setup_s = time.perf_counter() - started
     return run
 
 
@@ -221,7 +224,7 @@ def _report(run: RankRun, experiment: Experiment, plan_name: str, plan: Plan, ti
     layout = run.layout
     record = rank_record(layout.rank, layout.stage, timings.elapsed_s, timings.measured_iters, timings.compute_s,
                          timings.idle_s, timings.allreduce_s, timings.allreduces_per_iter)
-    record["setup_s"] = float(run.outputs.pop("setup_s"))
+    record["setup_s"] = run.setup_s
     records: list[Any] = [None] * layout.world_size
     run.activity.what = "gathering timings"
     dist.all_gather_object(records, record)
