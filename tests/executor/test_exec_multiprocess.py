@@ -68,6 +68,9 @@ def test_eight_ranks_growing_context(tmp_path: Path) -> None:
 def test_bad_plan_is_refused_before_launch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert layerwise_main(["run", EXPERIMENT, "--plan", "pp2", "--set", "plans.pp2.microbatches=3"]) == 2
     assert "microbatches=3 does not divide batch_size=8" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert layerwise_main(["run", EXPERIMENT, "--plan", "tp2pp2", "--backend", "nccl"]) == 2
+        assert "needs 4 GPUs on this host, it has 0" in capsys.readouterr().err
 
 
 def test_world_size_mismatch_is_refused_before_process_groups(tmp_path: Path) -> None:
