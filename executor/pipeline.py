@@ -268,7 +268,8 @@ def capture_graphs(
     pool = None
     for m in range(microbatches):
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=pool):
+        # thread_local: the NCCL watchdog thread may query events while this thread captures.
+        with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
             outputs = forward(m)
         pool = graph.pool()
 
