@@ -21,14 +21,14 @@ python3 -c 'import executor, executor.calibrate, topology.experiment; print("imp
 echo "== calibrate ($mode)"
 cal_args=(--out "$work/profiles/$tag.json")
 [ "$mode" = quick ] && cal_args+=(--quick)
-timeout 420 python3 -m layerwise calibrate "${cal_args[@]}" || echo "calibrate failed rc=$?"
+timeout "${CAL_TIMEOUT_S:-150}" python3 -m layerwise calibrate "${cal_args[@]}" --plot || echo "calibrate failed rc=$?"
 
 echo "== executor suite"
 suite="executor/suites/gpu-${ngpu}.yaml"
 [ -f "$suite" ] || suite="executor/suites/gpu-single.yaml"
 suite_args=(--out "$work/hardware/$tag")
-[ "$mode" = quick ] && suite_args+=(--quick)
-timeout 900 python3 -m executor.suite "$suite" "${suite_args[@]}" || echo "suite failed rc=$?"
+[ "$mode" = quick ] && suite_args+=(--only '^small-b64-c128-mb1')
+timeout "${SUITE_TIMEOUT_S:-420}" python3 -m executor.suite "$suite" "${suite_args[@]}" || echo "suite failed rc=$?"
 
 tar -C "$work" -czf "$OUT/results-$tag.tar.gz" hardware profiles
 ls -la "$OUT"
