@@ -49,6 +49,7 @@ class SuiteEntry:
     overrides: tuple[str, ...]
     fill: str = "seeded"
     sdpa_backend: str = "auto"
+    trace: bool = False  # also write a torch.profiler trace beside the result (<name>.pt.trace.json)
 
 
 @dataclass
@@ -74,10 +75,10 @@ def load_suite(path: str | Path) -> tuple[str, list[SuiteEntry]]:
         where = f"suite.entries[{index}]"
         if not isinstance(item, dict) or "name" not in item or "experiment" not in item:
             raise LayerwiseError(where, "needs name: and experiment:")
-        unknown = sorted(set(item) - {"name", "experiment", "plan", "set", "modes", "fill", "sdpa_backend"})
+        known = {"name", "experiment", "plan", "set", "modes", "fill", "sdpa_backend", "trace"}
+        unknown = sorted(set(item) - known)
         if unknown:
-            raise LayerwiseError(f"{where}.{unknown[0]}",
-                                 "unknown field (known: name, experiment, plan, set, modes, fill, sdpa_backend)")
+            raise LayerwiseError(f"{where}.{unknown[0]}", f"unknown field (known: {', '.join(sorted(known))})")
         experiment = Path(str(item["experiment"]))
         if not experiment.is_absolute():
             experiment = suite_path.resolve().parent / experiment
@@ -92,7 +93,7 @@ def load_suite(path: str | Path) -> tuple[str, list[SuiteEntry]]:
             entries.append(SuiteEntry(
                 name=name, experiment=str(experiment), plan=item.get("plan"),
                 overrides=overrides + ((MODES[mode],) if mode else ()), fill=str(item.get("fill", "seeded")),
-                sdpa_backend=str(item.get("sdpa_backend", "auto")),
+                sdpa_backend=str(item.get("sdpa_backend", "auto")), trace=bool(item.get("trace", False)),
             ))
     names = [e.name for e in entries]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -117,12 +118,18 @@ def run_entry(entry: SuiteEntry, out_dir: Path, backend_request: str, timeout_s:
               "--fill", entry.fill, "--timeout-s", str(rank_timeout_s), "--sdpa-backend", entry.sdpa_backend]
     for override in entry.overrides:
         worker += ["--set", override]
+    trace_path = out_dir / f"{entry.name}.pt.trace.json"
+    if entry.trace:
+        worker += ["--trace", str(trace_path)]
     outcome = run_torchrun(plan, torchrun_command(nproc, worker, []), rank_timeout_s + STARTUP_MARGIN_S, quiet=True)
     elapsed_s = time.perf_counter() - started
     if outcome.returncode != 0 or not result_path.is_file():
         return EntryOutcome(entry.name, "failed", elapsed_s, outcome.error or "no result file written",
                             output_tail=outcome.tail[-TAIL_LINES_KEPT:])
     metrics = load_result(result_path).metrics
+    rank0_trace = trace_path.with_name(f"{trace_path.stem}.rank0.json")
+    if entry.trace and rank0_trace.is_file():
+        rank0_trace.replace(trace_path)  # where the validator looks for a result's profiled trace
     return EntryOutcome(entry.name, "ok", elapsed_s, metrics={
         "tokens_per_s": metrics.tokens_per_s, "step_time_s": metrics.step_time_s, "tpot_s": metrics.tpot_s,
         "ttft_s": metrics.ttft_s, "result": result_path.name,
