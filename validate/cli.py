@@ -117,7 +117,11 @@ def _summary_json(validation: Validation, fitted_path: Path) -> dict[str, object
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    measurements = load_measurements(list(args.results))
+    loaded = load_measurements(list(args.results))
+    measurements = [m for m in loaded if m.kernel_ablation is None]
+    excluded = tuple(f"`{m.key}` ({m.kernel_ablation})" for m in loaded if m.kernel_ablation is not None)
+    if not measurements:
+        raise LayerwiseError("results", "every result is a kernel ablation; nothing to validate")
     _check_one_gpu(measurements)
     profile = load_profile(args.profile) if args.profile else None
     base = without_sim_params(profile)
@@ -171,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         unmeasured=tuple(unmeasured_experiments(measured_devices)),
         measured_devices=measured_devices,
         synthetic=synthetic,
+        excluded=excluded,
     )
     markdown, page = write_report(out, data)
     write_json_atomic(out / SUMMARY_NAME, _summary_json(validation, fitted_path))

@@ -39,6 +39,14 @@ class Measurement:
         return self.result.metrics.step_time_s
 
     @property
+    def kernel_ablation(self) -> str | None:
+        """A run forced onto one attention kernel (``--sdpa-backend`` other than auto): a study of
+        kernel choice on an unchanged plan, which the simulator (modelling the default kernel)
+        does not predict; such runs are reported but kept out of fitting and error."""
+        backend = self.result.metrics.extra.get("sdpa_backend")
+        return None if backend in (None, "auto") else f"sdpa_backend={backend}"
+
+    @property
     def gpu_name(self) -> str:
         return self.experiment.cluster.gpu.name
 
@@ -136,7 +144,7 @@ def load_measurements(paths: list[str]) -> list[Measurement]:
             plan = plan_from_dict(result.plan)
         except LayerwiseError as exc:
             raise LayerwiseError(f"results {str(path)!r}", str(exc)) from None
-        base = f"{experiment.name}/{result.plan_name}"
+        base = f"{Path(path).parent.name}/{Path(path).stem}"  # e.g. h100x1/seed16-b128-c2048-mb1-graph
         seen[base] = seen.get(base, 0) + 1
         key = base if seen[base] == 1 else f"{base}#{seen[base]}"
         measurements.append(Measurement(key=key, path=str(path), result=result, experiment=experiment, plan=plan))

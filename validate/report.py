@@ -69,6 +69,7 @@ class ReportInput:
     unmeasured: tuple[str, ...]
     measured_devices: int
     synthetic: bool
+    excluded: tuple[str, ...] = ()  # results kept out of fitting and error, with the reason
 
 
 def _pct(x: float) -> str:
@@ -151,6 +152,8 @@ def _method(data: ReportInput) -> list[Block]:
             "time (decode and prefill experiments of the training split), each bounded, starting from the "
             "value the simulator uses without a fit",
             f"held-out error: {data.folds_label}; {v.simulations} distinct simulations in all",
+            "kept out (kernel ablations: the same plan forced onto one attention kernel, which the simulator "
+            "does not model): " + (", ".join(data.excluded) if data.excluded else "none"),
             "the final fit on all experiments is written to `fitted-profile.json` (source \"validate-fit\"); "
             f"its training MAPE is {_pct(v.final_fit.training_mape)}, shown for reference only, not as accuracy",
         )),

@@ -10,7 +10,10 @@ the L2 hit fraction of the weights (:mod:`sim.costs.residency`). ``eff`` depends
 shape: GEMMs ``compute_efficiency * min(1, m / gemm_min_rows)`` (skinny decode GEMMs pay for
 a whole tile and are bandwidth-bound anyway), attention ``attention_efficiency``,
 elementwise operators are pure bandwidth. ``launch`` is the per-kernel eager or CUDA-graph
-cost. With a profile's ``gemm_points`` / ``attention_points`` the roofline time is scaled by
+cost. CUDA-graph launch cost is paid on the GPU, kernel after kernel, so it adds. Eager launch
+cost is paid on the host, which issues kernels asynchronously ahead of the GPU
+(:func:`overlap_eager_launches`): only the time the GPU waits for the host shows.
+With a profile's ``gemm_points`` / ``attention_points`` the roofline time is scaled by
 the measured-to-roofline ratio of the nearest measured shapes (inverse log-distance
 weighting of the two nearest), so measurements replace the efficiency guesses.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sim.costs.model import CostModel
 from sim.params import SimParams
@@ -156,3 +159,24 @@ def op_cost(op: Op, shape: TokenShape, cost: CostModel, weight_hit_fraction: flo
         activations_s=parts[3],
         launch_s=launch_s,
     )
+
+
+def overlap_eager_launches(ops: Sequence[OpCost], host_launch_s: float) -> tuple[OpCost, ...]:
+    """Eager mode: the host issues kernel ``i`` at ``(i + 1) * host_launch_s`` (after the
+    segment starts) and the GPU runs it at ``max(end of kernel i-1, its issue time)``.
+
+    Returns the ops with ``launch_s`` replaced by the GPU's wait for the host before each
+    kernel (the exposed launch cost) and ``time_s`` = kernel time + that wait, so the ops
+    still add up to the segment's duration: large kernels hide the host entirely, small
+    ones run at the host's issue rate.
+    """
+    result = []
+    gpu_end_s = 0.0
+    for index, op in enumerate(ops):
+        kernel_s = op.time_s - op.launch_s
+        issue_s = (index + 1) * host_launch_s
+        start_s = max(gpu_end_s, issue_s)
+        wait_s = start_s - gpu_end_s
+        gpu_end_s = start_s + kernel_s
+        result.append(replace(op, time_s=kernel_s + wait_s, launch_s=wait_s))
+    return tuple(result)

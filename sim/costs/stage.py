@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sim.costs.comm import CommCost, allreduce_cost
-from sim.costs.kernels import OpCost, op_cost
+from sim.costs.kernels import OpCost, op_cost, overlap_eager_launches
 from sim.costs.model import CostModel
 from sim.costs.residency import Residency, residency, residency_capacity_bytes
 from topology.cluster import Cluster
@@ -88,7 +88,8 @@ def stage_pass(plan: Plan, stage: Stage, shape: TokenShape, cluster: Cluster, co
     def close_compute() -> None:
         if pending:
             label = pending[0].name if len(pending) == 1 else f"{pending[0].name}..{pending[-1].name}"
-            segments.append(Segment(COMPUTE, label, sum(o.time_s for o in pending), tuple(pending)))
+            kernels = tuple(pending) if cost.cuda_graphs else overlap_eager_launches(pending, cost.launch_overhead_s)
+            segments.append(Segment(COMPUTE, label, sum(o.time_s for o in kernels), kernels))
             pending.clear()
 
     for op in ops:

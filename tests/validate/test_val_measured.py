@@ -38,7 +38,7 @@ def test_loader_keeps_hardware_results_only(tmp_path: Path) -> None:
     (tmp_path / "b" / "trace.json").write_text(json.dumps([{"ph": "X"}]))
     (tmp_path / "b" / "other.json").write_text(json.dumps({"schema_version": 1, "gpu_name": "x"}))
     measurements = load_measurements([str(tmp_path)])
-    assert sorted(m.key for m in measurements) == ["tiny-cpu/tp2", "tiny-cpu/tp2#2"]
+    assert sorted(m.key for m in measurements) == ["a/again", "a/tp2"]  # folder/file stem
     m = measurements[0]
     assert m.plan.to_dict() == build_plan(load_experiment("tiny-cpu"), "tp2").to_dict()
     assert m.group_key == measurements[1].group_key
