@@ -24,7 +24,7 @@ import argparse
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-existing", action="store_true", help="skip entries whose result file exists")
     parser.add_argument("--backend", choices=("auto", "nccl", "gloo"), default="auto")
     parser.add_argument("--timeout-s", type=float, default=None, help="per-rank timeout of each entry")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override applied to every entry before its own (e.g. cluster=h200x1 on an H200)")
     args = parser.parse_args(argv)
     try:
         suite_name, entries = load_suite(args.suite)
@@ -164,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.only:
         entries = [e for e in entries if re.search(args.only, e.name)]
+    if args.overrides:
+        entries = [replace(e, overrides=(*args.overrides, *e.overrides)) for e in entries]
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     outcomes: list[EntryOutcome] = []

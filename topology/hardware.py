@@ -116,6 +116,16 @@ def load_gpu(name: str) -> GPUSpec:
     return GPUSpec(**values)  # type: ignore[arg-type]
 
 
+def gpu_preset_for_device(device_name: str) -> str | None:
+    """The GPU preset whose ``device_name_contains`` appears in a device's reported name
+    (``torch.cuda.get_device_name``), or None when no preset matches."""
+    for name in gpu_names():
+        needle = str(load_preset("gpus", name).get("device_name_contains", "")).strip()
+        if needle and needle in device_name:
+            return name
+    return None
+
+
 @cache
 def load_links() -> dict[str, LinkSpec]:
     """All link kinds from ``topology/data/links.yaml``."""

@@ -15,7 +15,7 @@ from typing import Any
 from topology.cluster import cluster_names, load_cluster
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, experiment_from_dict
-from topology.hardware import gpu_names, load_gpu
+from topology.hardware import gpu_names, gpu_preset_for_device, load_gpu
 from topology.plan import Plan, plan_from_dict
 from topology.results import RunResult, load_result
 
@@ -103,11 +103,26 @@ def _cluster_record(raw: dict[str, Any]) -> dict[str, Any] | str:
     return record
 
 
-def experiment_from_record(recorded: dict[str, Any]) -> Experiment:
-    """Rebuild the experiment a result recorded (its profile path dropped: validation picks profiles)."""
+def experiment_from_record(recorded: dict[str, Any], device_name: str | None = None) -> Experiment:
+    """Rebuild the experiment a result recorded (its profile path dropped: validation picks profiles).
+
+    ``device_name`` is the GPU the run's environment reports; when it maps to another GPU preset
+    than the recorded cluster's (an experiment file naming h100x1 run on an H200), the cluster is
+    rebuilt with the GPU that actually ran: validation simulates what ran, not what was asked.
+    """
     raw = copy.deepcopy(recorded)
     if isinstance(raw.get("cluster"), dict):
         raw["cluster"] = _cluster_record(raw["cluster"])
+    ran = gpu_preset_for_device(device_name) if device_name else None
+    if ran is not None:
+        cluster = raw["cluster"] if isinstance(raw["cluster"], dict) else load_cluster(raw["cluster"]).to_dict()
+        if cluster.get("gpu") != ran:
+            cluster = {**cluster, "gpu": ran}
+            if cluster.get("nodes") == 1:
+                cluster["name"] = f"{ran.split('-')[0]}x{cluster['gpus_per_node']}"
+            else:
+                cluster["name"] = f"{cluster['name']} ({ran})"
+            raw["cluster"] = cluster
     raw["profile"] = None
     return experiment_from_dict(raw)
 
@@ -140,7 +155,7 @@ def load_measurements(paths: list[str]) -> list[Measurement]:
         if result.source != "hardware":
             continue
         try:
-            experiment = experiment_from_record(result.experiment)
+            experiment = experiment_from_record(result.experiment, result.environment.get("gpu_name"))
             plan = plan_from_dict(result.plan)
         except LayerwiseError as exc:
             raise LayerwiseError(f"results {str(path)!r}", str(exc)) from None

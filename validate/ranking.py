@@ -11,7 +11,7 @@ from validate.crossval import Outcome
 @dataclass(frozen=True)
 class GroupRanking:
     group: str
-    plans: tuple[str, ...]  # measurement keys, fastest measured first
+    plans: tuple[str, ...]  # plan descriptions (with the runs averaged), fastest measured first
     measured_step_times_s: tuple[float, ...]
     predicted_step_times_s: tuple[float, ...]  # in the same order as ``plans``
     measured_best: str
@@ -30,26 +30,38 @@ class GroupRanking:
 
 
 def rank_groups(outcomes: tuple[Outcome, ...], variant: str) -> tuple[GroupRanking, ...]:
-    """One ranking per group of two or more plans, comparing measured with ``variant``'s predictions."""
-    groups: dict[str, list[Outcome]] = {}
+    """One ranking per group with two or more distinct plans, comparing measured with
+    ``variant``'s predictions. Repeated runs of one plan are averaged into one entry (their
+    spread is measurement noise, not a choice between plans); a group whose runs all share one
+    plan is not a ranking."""
+    groups: dict[str, dict[str, list[Outcome]]] = {}
     for outcome in outcomes:
-        groups.setdefault(outcome.measurement.group_key, []).append(outcome)
+        plan_label = outcome.measurement.plan.describe()
+        groups.setdefault(outcome.measurement.group_key, {}).setdefault(plan_label, []).append(outcome)
     rankings = []
-    for group, members in sorted(groups.items()):
-        if len(members) < 2:
+    for group, by_plan in sorted(groups.items()):
+        if len(by_plan) < 2:
             continue
-        members = sorted(members, key=lambda o: o.measured_step_time_s)
-        predicted = tuple(getattr(o, variant).step_time_s for o in members)
-        best_predicted = min(range(len(members)), key=lambda i: predicted[i])
-        measured = tuple(o.measured_step_time_s for o in members)
+        entries = sorted(
+            (
+                (f"{plan} ({len(runs)} runs)" if len(runs) > 1 else plan,
+                 sum(o.measured_step_time_s for o in runs) / len(runs),
+                 sum(getattr(o, variant).step_time_s for o in runs) / len(runs))
+                for plan, runs in by_plan.items()
+            ),
+            key=lambda entry: entry[1],
+        )
+        measured = tuple(e[1] for e in entries)
+        predicted = tuple(e[2] for e in entries)
+        best_predicted = min(range(len(entries)), key=lambda i: predicted[i])
         rankings.append(
             GroupRanking(
                 group=group,
-                plans=tuple(o.measurement.key for o in members),
+                plans=tuple(e[0] for e in entries),
                 measured_step_times_s=measured,
                 predicted_step_times_s=predicted,
-                measured_best=members[0].measurement.key,
-                predicted_best=members[best_predicted].measurement.key,
+                measured_best=entries[0][0],
+                predicted_best=entries[best_predicted][0],
                 measured_margin=measured[1] / measured[0] - 1.0,
             )
         )

@@ -26,7 +26,7 @@ timeout "${CAL_TIMEOUT_S:-150}" python3 -m layerwise calibrate "${cal_args[@]}" 
 echo "== executor suite"
 suite="executor/suites/gpu-${ngpu}.yaml"
 [ -f "$suite" ] || suite="executor/suites/gpu-single.yaml"
-suite_args=(--out "$work/hardware/$tag")
+suite_args=(--out "$work/hardware/$tag" --set "cluster=$tag")  # record the GPU that runs
 [ "$mode" = quick ] && suite_args+=(--only '^small-b64-c128-mb1')
 timeout "${SUITE_TIMEOUT_S:-420}" python3 -m executor.suite "$suite" "${suite_args[@]}" || echo "suite failed rc=$?"
 

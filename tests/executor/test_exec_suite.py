@@ -45,6 +45,17 @@ def test_suite_runs_past_a_failing_entry(tmp_path: Path, capsys: pytest.CaptureF
     assert "good" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_suite_wide_overrides_and_traces(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: t\nentries:\n  - {{name: traced, experiment: {EXPERIMENT}, plan: pp2, trace: true}}\n")
+    assert main([str(suite), "--out", str(tmp_path / "out"), "--set", "workload.measured_iters=2"]) == 0
+    result = load_result(tmp_path / "out" / "traced.json")
+    assert result.experiment["workload"]["measured_iters"] == 2
+    trace = json.loads((tmp_path / "out" / "traced.pt.trace.json").read_text())  # rank 0's, renamed
+    assert trace["traceEvents"]
+
+
 def test_table_lists_every_entry() -> None:
     from executor.suite import EntryOutcome
 

@@ -34,7 +34,7 @@ def test_gpu_presets_load() -> None:
 
 
 def _sourced_entries(raw: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in raw.items() if k not in ("name", "description")}
+    return {k: v for k, v in raw.items() if k not in ("name", "description", "device_name_contains")}  # text
 
 
 @pytest.mark.parametrize("name", gpu_names())
@@ -209,3 +209,11 @@ def test_model_from_dict_defaults_and_errors() -> None:
         with pytest.raises(LayerwiseError) as info:
             model_from_dict(raw)
         assert info.value.field == field, raw
+
+
+def test_device_names_map_to_gpu_presets() -> None:
+    from topology.hardware import gpu_preset_for_device
+
+    assert gpu_preset_for_device("NVIDIA H100 80GB HBM3") == "h100-sxm"
+    assert gpu_preset_for_device("NVIDIA H200") == "h200-sxm"
+    assert gpu_preset_for_device("cpu") is None

@@ -63,3 +63,14 @@ def test_with_iterations_keeps_the_middle_context_of_a_growing_run() -> None:
                                                   "workload.warmup_iters=10", "workload.measured_iters=50"])
     short = with_iterations(experiment, 2, 10)
     assert short.workload.context_len + 2 + 5 == 100 + 10 + 25
+
+
+def test_validation_simulates_the_gpu_that_ran() -> None:
+    """A result whose experiment names an H100 cluster but whose environment reports an H200."""
+    from topology.experiment import load_experiment
+
+    recorded = load_experiment("small-h100x1").to_dict()
+    experiment = experiment_from_record(recorded, "NVIDIA H200")
+    assert experiment.cluster.gpu.name == "H200-SXM-141GB" and experiment.cluster.name == "h200x1"
+    assert experiment_from_record(recorded, "NVIDIA H100 80GB HBM3").cluster.name == "h100x1"
+    assert experiment_from_record(recorded, None).cluster.gpu.name == "H100-SXM5-80GB"

@@ -36,6 +36,17 @@ def test_rank_agreement(stand_in_measurements: list[Measurement]) -> None:
     assert not disagreeing[0].agrees and not disagreeing[0].order_agrees
 
 
+def test_repeats_of_one_plan_are_averaged_not_ranked(stand_in_measurements: list[Measurement]) -> None:
+    group = [m for m in stand_in_measurements if m.group_key == stand_in_measurements[0].group_key]
+    same_plan = [m for m in group if m.plan.describe() == group[0].plan.describe()]
+    repeats = same_plan + same_plan  # the same runs twice: one plan, no ranking
+    assert rank_groups(_outcomes(repeats, [m.measured_step_time_s for m in repeats]), "held_out") == ()
+    doubled = group + group
+    ranking = rank_groups(_outcomes(doubled, [m.measured_step_time_s for m in doubled]), "held_out")
+    assert len(ranking) == 1 and len(ranking[0].plans) == len({m.plan.describe() for m in group})
+    assert all("(2 runs)" in plan for plan in ranking[0].plans)
+
+
 def test_trace_bars_and_window(tmp_path: Path) -> None:
     events = [
         {"ph": "M", "name": "thread_name", "pid": 0, "tid": 1, "args": {"name": "gpu1"}},
