@@ -118,12 +118,32 @@ def breakdown_png(outcomes: tuple[Outcome, ...]) -> bytes:
     return _png(fig)
 
 
+KERNEL_CLASSES = (  # (class, substrings of a CUDA kernel's name), first match wins
+    ("attention", ("flash", "fmha", "attention", "sdpa", "cudnn")),
+    ("gemm", ("gemm", "xmma", "cutlass", "nvjet", "matmul", "sm90")),
+    ("norm / reduce", ("reduce", "norm", "rsqrt")),
+    ("copy", ("memcpy", "memset", "copy", "cat")),
+    ("elementwise", ("elementwise", "vectorized", "pointwise", "unrolled")),
+)
+
+
+def kernel_class(name: str) -> str:
+    """A short class for a profiled kernel's (long, templated) name; short names stay as they are."""
+    if len(name) <= 28:
+        return name
+    lowered = name.lower()
+    for label, needles in KERNEL_CLASSES:
+        if any(needle in lowered for needle in needles):
+            return label
+    return "other kernel"
+
+
 def _gantt(ax: plt.Axes, bars: list[Bar], title: str) -> None:
     rows = sorted({b.row for b in bars})
     by_category = len({b.category for b in bars}) > 2  # else colour by operator, to show the layer's structure
 
     def kind(bar: Bar) -> str:
-        return bar.category if by_category and bar.category else bar.operator
+        return bar.category if by_category and bar.category else kernel_class(bar.operator)
 
     categories = sorted({kind(b) for b in bars})
     colours = plt.get_cmap("tab20")
@@ -139,7 +159,7 @@ def _gantt(ax: plt.Axes, bars: list[Bar], title: str) -> None:
     ax.set_title(title, fontsize=9)
     if len(categories) <= 20:
         handles = [plt.Rectangle((0, 0), 1, 1, color=colour_of[c]) for c in categories]
-        ax.legend(handles, categories, fontsize=6, loc="upper right")
+        ax.legend(handles, categories, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def timelines_png(simulated: list[Bar], profiled: list[Bar] | None, simulated_title: str,

@@ -75,3 +75,14 @@ def test_document_renderings() -> None:
     html = to_html(blocks, "T")
     assert "<strong>bold</strong>" in html and "<code>code</code>" in html and "&lt;tag&gt;" in html
     assert 'src="data:image/png;base64,iVBORw==' in html
+
+
+def test_long_kernel_names_get_short_classes() -> None:
+    from validate.plots import kernel_class
+
+    assert kernel_class("L3.qkv") == "L3.qkv"
+    gemm = "void cutlass::Kernel2<cutlass_80_wmma_tensorop_bf16_s161616gemm_bf16_16x16_128x2_tn>"
+    add = "void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<c10::BFloat16>>"
+    assert kernel_class(gemm) == "gemm"
+    assert kernel_class(add) == "elementwise"
+    assert kernel_class("cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_3_64x64x128") == "attention"
