@@ -6,6 +6,7 @@ number carries its source; ``sourced_value`` unwraps them and refuses a bare num
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,17 @@ def load_yaml_file(path: str | Path) -> dict[str, Any]:
     if not file_path.is_file():
         raise LayerwiseError("path", f"no such file: {str(file_path)!r}")
     return parse_yaml(file_path.read_text(encoding="utf-8"), str(file_path))
+
+
+def load_json_file(path: str | Path, field: str) -> Any:
+    """Parse a JSON file; a missing or malformed file is a one-line error naming ``field``."""
+    file_path = Path(path)
+    try:
+        return json.loads(file_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LayerwiseError(field, f"no such file: {str(file_path)!r}") from None
+    except json.JSONDecodeError as exc:
+        raise LayerwiseError(field, f"{str(file_path)!r} is not valid JSON ({exc.msg})") from None
 
 
 def parse_yaml(text: str, origin: str) -> dict[str, Any]:

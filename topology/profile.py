@@ -8,13 +8,13 @@ validation; the simulator documents the names it understands and rejects unknown
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from topology.atomic_io import write_json_atomic
+from topology.datafile import load_json_file
 from topology.errors import LayerwiseError
 
 PROFILE_SCHEMA_VERSION = 1
@@ -135,11 +135,4 @@ def write_profile(path: str | Path, profile: HardwareProfile) -> Path:
 
 
 def load_profile(path: str | Path) -> HardwareProfile:
-    file_path = Path(path)
-    try:
-        raw = json.loads(file_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LayerwiseError("profile", f"no such file: {str(file_path)!r}") from None
-    except json.JSONDecodeError as exc:
-        raise LayerwiseError("profile", f"{str(file_path)!r} is not valid JSON ({exc.msg})") from None
-    return profile_from_dict(raw)
+    return profile_from_dict(load_json_file(path, "profile"))

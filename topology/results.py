@@ -10,13 +10,13 @@ so it can be shown beside the real one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from topology.atomic_io import write_json_atomic
+from topology.datafile import load_json_file
 from topology.errors import LayerwiseError
 
 RESULT_SCHEMA_VERSION = 1
@@ -115,11 +115,4 @@ def write_result(path: str | Path, result: RunResult) -> Path:
 
 
 def load_result(path: str | Path) -> RunResult:
-    file_path = Path(path)
-    try:
-        raw = json.loads(file_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LayerwiseError("path", f"no such file: {str(file_path)!r}") from None
-    except json.JSONDecodeError as exc:
-        raise LayerwiseError("path", f"{str(file_path)!r} is not valid JSON ({exc.msg})") from None
-    return result_from_dict(raw)
+    return result_from_dict(load_json_file(path, "path"))

@@ -3,12 +3,12 @@ into Gantt bars: one row per (process, thread), complete events (``"ph": "X"``) 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from topology.datafile import load_json_file
 from topology.errors import LayerwiseError
 
 MAX_BARS = 4000  # a window of a long trace is drawn, not the whole run
@@ -61,21 +61,14 @@ def _row_names(events: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
 def load_trace_bars(path: str | Path, gpu_only: bool = False) -> list[Bar]:
     """Complete events of a trace as bars, time from the first event; ``gpu_only`` keeps
     torch.profiler's device-side categories (kernels, memcpy, memset) only."""
-    file_path = Path(path)
-    try:
-        raw = json.loads(file_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LayerwiseError("trace", f"no such file: {str(file_path)!r}") from None
-    except json.JSONDecodeError as exc:
-        raise LayerwiseError("trace", f"{str(file_path)!r} is not valid JSON ({exc.msg})") from None
-    events = _events(raw)
+    events = _events(load_json_file(path, "trace"))
     rows = _row_names(events)
     complete = [e for e in events if e.get("ph") == "X" and "ts" in e and "dur" in e]
     if gpu_only:
         device_side = ("kernel", "gpu_memcpy", "gpu_memset")
         complete = [e for e in complete if str(e.get("cat", "")).lower() in device_side] or complete
     if not complete:
-        raise LayerwiseError("trace", f"{str(file_path)!r} holds no complete ('X') events")
+        raise LayerwiseError("trace", f"{str(path)!r} holds no complete ('X') events")
     t0 = min(float(e["ts"]) for e in complete)
     bars = [
         Bar(
