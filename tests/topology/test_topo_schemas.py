@@ -134,7 +134,25 @@ def test_atomic_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(atomic_io.os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(LayerwiseError, match="disk full"):
         write_text_atomic(target, "two")
     assert target.read_text() == "one"  # the old file is intact
     assert os.listdir(target.parent) == ["f.txt"]  # and no temp file is left
+
+
+def test_atomic_write_to_a_folder_is_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(LayerwiseError, match="cannot write") as info:
+        write_text_atomic(tmp_path, "x")
+    assert info.value.field == "output"
+    assert os.listdir(tmp_path) == []  # no temp file left beside it
+
+
+def test_atomic_write_gives_a_normal_file_mode(tmp_path: Path) -> None:
+    mask = os.umask(0o022)
+    try:
+        atomic_io._umask.cache_clear()
+        written = write_text_atomic(tmp_path / "r.json", "{}")
+    finally:
+        os.umask(mask)
+        atomic_io._umask.cache_clear()
+    assert written.stat().st_mode & 0o777 == 0o644  # readable by others, as open() would make it
