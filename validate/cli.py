@@ -128,10 +128,12 @@ def run(args: argparse.Namespace) -> int:
     gpu_name = profile.gpu_name if profile else measurements[0].gpu_name
     names = _param_names(args.params, measurements, base)
     specs = param_specs(names, measurements, base)
-    k = parse_folds(args.folds, len(measurements))
-    folds = split_folds(len(measurements), k, np.random.default_rng(args.split_seed))
-    _progress(f"{len(measurements)} measured experiments, fitting {', '.join(names) or '(nothing)'}, "
-              f"{describe_folds(k, len(measurements))}")
+    configs = [m.config_key for m in measurements]  # repeats are held out together
+    num_configs = len(set(configs))
+    k = parse_folds(args.folds, num_configs)
+    folds = split_folds(len(measurements), k, np.random.default_rng(args.split_seed), configs)
+    folds_label = describe_folds(k, len(measurements), num_configs)
+    _progress(f"{len(measurements)} measured experiments, fitting {', '.join(names) or '(nothing)'}, {folds_label}")
     validation = validate_measurements(measurements, measurement_predictor(), base, specs, folds, _progress)
 
     fitted = with_sim_params(base, validation.final_fit.values, gpu_name)
@@ -166,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         rankings_uncalibrated=rank_groups(validation.outcomes, "uncalibrated"),
         command="layerwise validate " + " ".join(shlex.quote(a) for a in _command_args(args)),
         profile_label=f"`{args.profile}`" if args.profile else "none (datasheet only; uncalibrated = datasheet)",
-        folds_label=describe_folds(k, len(measurements)),
+        folds_label=folds_label,
         warmup_iters=WARMUP_ITERS,
         measured_iters=MEASURED_ITERS,
         timelines=timelines,

@@ -1,7 +1,12 @@
-"""Cross-validation splits by experiment: the fit never sees the experiments it is scored on."""
+"""Cross-validation splits by experiment: the fit never sees the experiments it is scored on.
+
+Repeated runs of one configuration (the same simulator input, measured again) are held out
+together: a twin left in the training set would fit the held-out run's own configuration.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,46 +27,62 @@ class Fold:
     held_out: tuple[int, ...]
 
 
-def parse_folds(text: str | None, num_experiments: int) -> int:
-    """``--folds``: ``loo``, an integer K >= 2, or ``None`` (the default for this many experiments).
+def parse_folds(text: str | None, num_configs: int) -> int:
+    """``--folds``: ``loo``, an integer K >= 2, or ``None`` (the default for this many configurations).
 
-    Returns the number of folds (``num_experiments`` for leave-one-out).
+    ``num_configs``: distinct measured configurations (repeats count once). Returns the number
+    of folds (``num_configs`` for leave-one-out).
     """
-    if num_experiments < 2:
-        raise LayerwiseError("results", f"held-out error needs at least 2 measured experiments, got {num_experiments}")
+    if num_configs < 2:
+        raise LayerwiseError("results", f"held-out error needs at least 2 distinct measured configurations, "
+                                        f"got {num_configs}")
     if text is None:
-        return num_experiments if num_experiments <= LOO_MAX_EXPERIMENTS else DEFAULT_K
+        return num_configs if num_configs <= LOO_MAX_EXPERIMENTS else DEFAULT_K
     if text.strip().lower() == LOO:
-        return num_experiments
+        return num_configs
     try:
         k = int(text)
     except ValueError:
         raise LayerwiseError("--folds", f"must be 'loo' or an integer, got {text!r}") from None
-    if not 2 <= k <= num_experiments:
-        raise LayerwiseError("--folds", f"must be between 2 and {num_experiments} (the experiments), got {k}")
+    if not 2 <= k <= num_configs:
+        raise LayerwiseError("--folds", f"must be between 2 and {num_configs} (the distinct configurations), got {k}")
     return k
 
 
-def split_folds(num_experiments: int, k: int, rng: np.random.Generator) -> tuple[Fold, ...]:
+def split_folds(
+    num_experiments: int, k: int, rng: np.random.Generator, configs: Sequence[Hashable] | None = None
+) -> tuple[Fold, ...]:
     """``k`` folds; each experiment is held out exactly once and is never in its fold's training set.
 
-    Experiments are shuffled with ``rng`` then dealt round-robin, so fold sizes differ by at most one.
+    ``configs``: one label per experiment; experiments with one label are held out together
+    (default: every experiment its own). Configurations are shuffled with ``rng`` then dealt
+    round-robin, so fold sizes (in configurations) differ by at most one.
     """
-    if not 2 <= k <= num_experiments:
-        raise LayerwiseError("folds", f"k={k} must be between 2 and the {num_experiments} experiments")
-    order = rng.permutation(num_experiments)
-    held: list[list[int]] = [[] for _ in range(k)]
-    for position, experiment in enumerate(order):
-        held[position % k].append(int(experiment))
+    labels = list(configs) if configs is not None else list(range(num_experiments))
+    if len(labels) != num_experiments:
+        raise LayerwiseError("folds", f"{len(labels)} configuration labels for {num_experiments} experiments")
+    distinct = list(dict.fromkeys(labels))
+    if not 2 <= k <= len(distinct):
+        raise LayerwiseError("folds", f"k={k} must be between 2 and the {len(distinct)} distinct configurations")
+    order = rng.permutation(len(distinct))
+    fold_of_config: dict[Hashable, int] = {}
+    for position, config in enumerate(order):
+        fold_of_config[distinct[int(config)]] = position % k
     folds = []
-    for index, held_out in enumerate(held):
-        held_set = set(held_out)
-        train = tuple(i for i in range(num_experiments) if i not in held_set)
-        folds.append(Fold(index=index, train=train, held_out=tuple(sorted(held_out))))
+    for index in range(k):
+        held_out = tuple(i for i, label in enumerate(labels) if fold_of_config[label] == index)
+        train = tuple(i for i, label in enumerate(labels) if fold_of_config[label] != index)
+        folds.append(Fold(index=index, train=train, held_out=held_out))
     return tuple(folds)
 
 
-def describe_folds(k: int, num_experiments: int) -> str:
-    if k == num_experiments:
-        return f"leave-one-out ({num_experiments} folds)"
-    return f"{k}-fold by experiment ({num_experiments} experiments)"
+def describe_folds(k: int, num_experiments: int, num_configs: int | None = None) -> str:
+    configs = num_experiments if num_configs is None else num_configs
+    if configs == num_experiments:
+        if k == num_experiments:
+            return f"leave-one-out ({num_experiments} folds)"
+        return f"{k}-fold by experiment ({num_experiments} experiments)"
+    repeats = f"{num_experiments} experiments, {configs} configurations; repeats held out together"
+    if k == configs:
+        return f"leave-one-configuration-out ({k} folds; {repeats})"
+    return f"{k}-fold by configuration ({repeats})"

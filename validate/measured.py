@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,13 @@ class Measurement:
     @property
     def gpu_name(self) -> str:
         return self.experiment.cluster.gpu.name
+
+    @property
+    def config_key(self) -> str:
+        """Equal for runs the simulator cannot tell apart (model, cluster, workload, plan): repeats."""
+        return json.dumps({"model": self.experiment.model.to_dict(), "cluster": self.experiment.cluster.to_dict(),
+                           "workload": self.experiment.workload.to_dict(), "plan": self.plan.to_dict()},
+                          sort_keys=True)
 
     @property
     def group_key(self) -> str:

@@ -51,3 +51,33 @@ def test_parse_folds_defaults_and_errors() -> None:
         parse_folds("many", 30)
     with pytest.raises(LayerwiseError, match="at least 2"):
         parse_folds(None, 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(labels=st.lists(st.integers(0, 9), min_size=2, max_size=40), data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_repeats_of_one_configuration_are_held_out_together(labels: list[int], data: st.DataObject, seed: int) -> None:
+    distinct = len(set(labels))
+    if distinct < 2:
+        with pytest.raises(LayerwiseError):
+            split_folds(len(labels), 2, np.random.default_rng(seed), labels)
+        return
+    k = data.draw(st.integers(2, distinct))
+    folds = split_folds(len(labels), k, np.random.default_rng(seed), labels)
+    assert sorted(i for fold in folds for i in fold.held_out) == list(range(len(labels)))
+    for fold in folds:
+        held_configs = {labels[i] for i in fold.held_out}
+        assert held_configs, "an empty fold scores nothing"
+        assert not held_configs & {labels[i] for i in fold.train}, "a held-out run's twin was trained on"
+
+
+def test_distinct_configurations_split_as_experiments() -> None:
+    plain = split_folds(12, 4, np.random.default_rng(3))
+    labelled = split_folds(12, 4, np.random.default_rng(3), [f"c{i}" for i in range(12)])
+    assert plain == labelled
+
+
+def test_leave_one_configuration_out_counts_configurations() -> None:
+    labels = ["a", "b", "a", "c"]
+    assert parse_folds("loo", len(set(labels))) == 3
+    folds = split_folds(4, 3, np.random.default_rng(0), labels)
+    assert sorted(f.held_out for f in folds) == [(0, 2), (1,), (3,)]

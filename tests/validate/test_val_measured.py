@@ -74,3 +74,12 @@ def test_validation_simulates_the_gpu_that_ran() -> None:
     assert experiment.cluster.gpu.name == "H200-SXM-141GB" and experiment.cluster.name == "h200x1"
     assert experiment_from_record(recorded, "NVIDIA H100 80GB HBM3").cluster.name == "h100x1"
     assert experiment_from_record(recorded, None).cluster.gpu.name == "H100-SXM5-80GB"
+
+
+def test_repeated_runs_share_a_configuration_key(tmp_path: Path) -> None:
+    write_result(tmp_path / "a" / "tp2.json", _result("tiny-cpu", "tp2"))
+    write_result(tmp_path / "b" / "tp2.json", _result("tiny-cpu", "tp2"))
+    write_result(tmp_path / "a" / "pp2.json", _result("tiny-cpu", "pp2"))
+    by_key = {m.key: m.config_key for m in load_measurements([str(tmp_path)])}
+    assert by_key["a/tp2"] == by_key["b/tp2"]
+    assert by_key["a/tp2"] != by_key["a/pp2"]
