@@ -46,18 +46,29 @@ def load_yaml_file(path: str | Path) -> dict[str, Any]:
     file_path = Path(path)
     if not file_path.is_file():
         raise LayerwiseError("path", f"no such file: {str(file_path)!r}")
-    return parse_yaml(file_path.read_text(encoding="utf-8"), str(file_path))
+    return parse_yaml(read_text_file(file_path, "path"), str(file_path))
+
+
+def read_text_file(path: str | Path, field: str) -> str:
+    """A UTF-8 text file's contents; a missing, unreadable or binary file is a one-line error naming ``field``."""
+    file_path = Path(path)
+    try:
+        return file_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LayerwiseError(field, f"no such file: {str(file_path)!r}") from None
+    except OSError as exc:
+        raise LayerwiseError(field, f"cannot read {str(file_path)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise LayerwiseError(field, f"{str(file_path)!r} is not UTF-8 text") from None
 
 
 def load_json_file(path: str | Path, field: str) -> Any:
     """Parse a JSON file; a missing or malformed file is a one-line error naming ``field``."""
-    file_path = Path(path)
+    text = read_text_file(path, field)
     try:
-        return json.loads(file_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LayerwiseError(field, f"no such file: {str(file_path)!r}") from None
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise LayerwiseError(field, f"{str(file_path)!r} is not valid JSON ({exc.msg})") from None
+        raise LayerwiseError(field, f"{str(path)!r} is not valid JSON ({exc.msg})") from None
 
 
 def parse_yaml(text: str, origin: str) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from topology.cluster import Cluster, cluster_from_dict, load_cluster
-from topology.datafile import DATA_PACKAGE, parse_yaml, preset_names
+from topology.datafile import DATA_PACKAGE, parse_yaml, preset_names, read_text_file
 from topology.errors import LayerwiseError
 from topology.model import ModelSpec, load_model, model_from_dict
 from topology.partition import (
@@ -88,7 +88,7 @@ def _experiment_text(path_or_name: str) -> tuple[str, str, str]:
     """(text, origin, base_dir) for a path, or for a shipped experiment name."""
     path = Path(path_or_name)
     if path.is_file():
-        return path.read_text(encoding="utf-8"), str(path), str(path.resolve().parent)
+        return read_text_file(path, "experiment"), str(path), str(path.resolve().parent)
     entry = resources.files(DATA_PACKAGE).joinpath("experiments").joinpath(f"{path_or_name}.yaml")
     if path.suffix == "" and entry.is_file():
         return entry.read_text(encoding="utf-8"), f"experiments/{path_or_name}.yaml", "."

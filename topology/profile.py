@@ -95,6 +95,8 @@ class HardwareProfile:
 
 
 def profile_from_dict(raw: dict[str, Any]) -> HardwareProfile:
+    if not isinstance(raw, dict):
+        raise LayerwiseError("profile", f"must be a JSON object, got {type(raw).__name__}")
     if raw.get("schema_version") != PROFILE_SCHEMA_VERSION:
         raise LayerwiseError(
             "profile.schema_version",

@@ -87,6 +87,8 @@ def metrics_from_dict(raw: dict[str, Any]) -> Metrics:
 
 
 def result_from_dict(raw: dict[str, Any]) -> RunResult:
+    if not isinstance(raw, dict):
+        raise LayerwiseError("result", f"must be a JSON object, got {type(raw).__name__}")
     if raw.get("schema_version") != RESULT_SCHEMA_VERSION:
         raise LayerwiseError(
             "result.schema_version", f"{raw.get('schema_version')!r} is not the supported {RESULT_SCHEMA_VERSION}"

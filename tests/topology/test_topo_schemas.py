@@ -156,3 +156,14 @@ def test_atomic_write_gives_a_normal_file_mode(tmp_path: Path) -> None:
         os.umask(mask)
         atomic_io._umask.cache_clear()
     assert written.stat().st_mode & 0o777 == 0o644  # readable by others, as open() would make it
+
+
+@pytest.mark.parametrize("loader", [load_profile, load_result, load_experiment])
+def test_unreadable_inputs_are_one_line_errors(tmp_path: Path, loader: object) -> None:
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00")
+    listed = tmp_path / "list.json"
+    listed.write_text("[1]")
+    for path, message in ((tmp_path, "cannot read|no such file"), (binary, "not UTF-8"), (listed, "must")):
+        with pytest.raises(LayerwiseError, match=message):
+            loader(str(path))  # type: ignore[operator]
