@@ -72,10 +72,7 @@ def analytic_metrics(plan: Plan, workload: Workload, cluster: Cluster, cost: Cos
         "step_breakdown_s": breakdown,
         "breakdown_device_stage": worst,
         "dominant_cost": max(BREAKDOWN_KEYS, key=lambda key: breakdown[key]),
-        "l2": [{"stage": p.stage, "weights_bytes": p.residency.weights_bytes,
-                "streamed_bytes_per_pass": p.residency.streamed_bytes_per_pass,
-                "capacity_bytes": p.residency.capacity_bytes, "sram_counted": p.residency.sram_counted,
-                "hit_fraction": p.residency.hit_fraction, "fit": p.residency.fit} for p in passes],
+        "l2": [p.residency.summary(p.stage) for p in passes],
         "l2_fit": fit_summary([p.residency.fit for p in passes]),
         "communication": {
             "collective_events_per_iteration": float(mbs * sum(p.allreduce_count for p in passes)),

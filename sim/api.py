@@ -18,7 +18,6 @@ from sim.analytic import analytic_metrics
 from sim.costs.model import CostModel, build_cost_model
 from sim.engine import simulate_events
 from sim.metrics import build_metrics
-from sim.program import PassCache
 from sim.trace import write_trace
 from topology.experiment import Experiment, build_plan
 from topology.plan import Plan
@@ -50,8 +49,7 @@ def simulate_plan(
     plan, profile, cost = resolve_inputs(experiment, plan_name, plan, profile)
     record = simulate_events(plan, experiment.workload, experiment.cluster, cost,
                              trace_iterations=TRACE_ITERATIONS if trace_path else 0)
-    metrics = build_metrics(plan, experiment.workload, record, PassCache(plan, experiment.workload,
-                                                                          experiment.cluster, cost))
+    metrics = build_metrics(plan, experiment.workload, record)
     metrics.extra["estimator"] = "event simulation"
     metrics.extra["sim_params"] = cost.params.to_dict()
     if trace_path:

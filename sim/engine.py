@@ -79,6 +79,7 @@ class StageTally:
 class EngineRecord:
     """What one simulation produced (mutable while it runs, read afterwards)."""
 
+    passes: PassCache  # the compiled stage passes that ran
     completions_s: list[list[float]]  # [microbatch][iteration]: left the last stage
     tallies: list[StageTally]
     bytes_sent: dict[str, float]  # per device, all iterations
@@ -104,6 +105,7 @@ def simulate_events(
     forward.append(boundary_transfers(stages[-1], stages[0], nbytes, cluster, cost) if decode else ())
     ports = [group_ports(stage, cluster) for stage in stages]
     record = EngineRecord(
+        passes=passes,
         completions_s=[[0.0] * iterations for _ in range(mbs)],
         tallies=[StageTally() for _ in stages],
         bytes_sent={d: 0.0 for d in plan.devices},
@@ -205,10 +207,10 @@ def simulate_events(
     for s, tally in enumerate(record.tallies):
         finish_tally(tally, passes, s, len(forward[s]), last=s == k - 1, loops_back=decode and k > 1)
     for s in range(k):
+        allreduce_bytes = passes_done[s] * passes.get(s, 0).allreduce_bytes_sent  # the same at every context
         for device in stages[s].devices:  # a ring all-reduce sends and receives the same bytes per rank
-            program = passes.get(s, 0)
-            record.bytes_sent[device] += passes_done[s] * program.allreduce_bytes_sent
-            record.bytes_received[device] += passes_done[s] * program.allreduce_bytes_sent
+            record.bytes_sent[device] += allreduce_bytes
+            record.bytes_received[device] += allreduce_bytes
         for t in forward[s]:
             record.bytes_sent[t.src] += sends_done[s] * t.cost.bytes_sent_per_rank
             record.bytes_received[t.dst] += sends_done[s] * t.cost.bytes_sent_per_rank

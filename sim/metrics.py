@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sim.engine import EngineRecord, StageTally
-from sim.program import PASS_TOTALS, PassCache
+from sim.program import PASS_TOTALS
 from topology.plan import Plan
 from topology.results import Metrics, StageMetrics
 from topology.workload import Workload
@@ -31,7 +31,8 @@ def measured_window(record: EngineRecord, workload: Workload) -> tuple[float, fl
     return start, max(c[last] for c in record.completions_s)
 
 
-def build_metrics(plan: Plan, workload: Workload, record: EngineRecord, passes: PassCache) -> Metrics:
+def build_metrics(plan: Plan, workload: Workload, record: EngineRecord) -> Metrics:
+    passes = record.passes
     measured = workload.measured_iters
     warmup = workload.warmup_iters
     start_s, end_s = measured_window(record, workload)
@@ -60,9 +61,7 @@ def build_metrics(plan: Plan, workload: Workload, record: EngineRecord, passes: 
         stages.append(StageMetrics(stage.index, stage.devices, comp, comm, idle))
         busiest = max(busiest, (comp + comm, stage.index))
         res = passes.get(stage.index, warmup).stage_pass.residency
-        l2.append({"stage": stage.index, "weights_bytes": res.weights_bytes,
-                   "streamed_bytes_per_pass": res.streamed_bytes_per_pass, "capacity_bytes": res.capacity_bytes,
-                   "sram_counted": res.sram_counted, "hit_fraction": res.hit_fraction, "fit": res.fit})
+        l2.append(res.summary(stage.index))
         hbm, l2_bytes = _total(tally, "hbm_bytes") / measured, _total(tally, "l2_bytes") / measured
         weight_reads = res.weights_bytes * tally.passes / measured
         for device in stage.devices:

@@ -20,6 +20,7 @@ assumption, reported as such, not a Hopper behaviour.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from topology.plan import Plan
 
@@ -37,6 +38,12 @@ class Residency:
         if self.hit_fraction >= 1.0:
             return "full"
         return "partial" if self.hit_fraction > 0.0 else "none"
+
+    def summary(self, stage: int) -> dict[str, Any]:
+        """The ``metrics.extra["l2"]`` entry of one stage."""
+        return {"stage": stage, "weights_bytes": self.weights_bytes,
+                "streamed_bytes_per_pass": self.streamed_bytes_per_pass, "capacity_bytes": self.capacity_bytes,
+                "sram_counted": self.sram_counted, "hit_fraction": self.hit_fraction, "fit": self.fit}
 
 
 def residency_capacity_bytes(plan: Plan, l2_usable_bytes: float) -> tuple[float, bool]:
