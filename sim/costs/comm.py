@@ -10,6 +10,8 @@ ring all-reduce of the ``B/g`` shard across nodes, all-gather inside each node:
 ``t = 2[(g-1) lat_intra + (g-1)/g * B / bw_intra] + 2(N-1) lat_inter + 2(N-1)/N * (B/g) / bw_inter``.
 A profile's measured fit for the op and group size replaces the formula:
 ``t = latency_s + factor * B / bw_bytes_per_s`` (factor ``2(n-1)/n`` for all-reduce, 1 for sendrecv).
+``layerwise calibrate`` measures on one node, so a fit is used only for messages and groups
+inside one node; what crosses nodes keeps the formula (the NIC's bandwidth and latency).
 """
 
 from __future__ import annotations
@@ -46,11 +48,11 @@ def hop_bw_bytes_per_s(hop: Hop, cost: CostModel) -> float:
 def p2p_cost(nbytes: int, hops: tuple[Hop, ...], cost: CostModel) -> CommCost:
     if not hops or nbytes == 0:
         return CommCost(0.0, 0.0, 0.0)
-    fit = cost.collective_fit("sendrecv", 2)
+    crosses = any(hop_crosses_nodes(h) for h in hops)
+    fit = None if crosses else cost.collective_fit("sendrecv", 2)
     if fit is not None:
         return CommCost(fit.latency_s, nbytes / fit.bw_bytes_per_s, float(nbytes))
     params = cost.params
-    crosses = any(hop_crosses_nodes(h) for h in hops)
     latency_s = params.inter_node_latency_s if crosses else params.p2p_latency_s
     bw = min(hop_bw_bytes_per_s(h, cost) for h in hops)
     return CommCost(latency_s, nbytes / bw, float(nbytes))
@@ -61,12 +63,12 @@ def allreduce_cost(nbytes: int, devices: tuple[str, ...], cluster: Cluster, cost
     if n <= 1 or nbytes == 0:
         return CommCost(0.0, 0.0, 0.0)
     ring_factor = 2.0 * (n - 1) / n
-    fit = cost.collective_fit("allreduce", n)
+    nodes = sorted({cluster.node_of(d) for d in devices})
+    fit = cost.collective_fit("allreduce", n) if len(nodes) == 1 else None
     if fit is not None:
         return CommCost(fit.latency_s, ring_factor * nbytes / fit.bw_bytes_per_s, ring_factor * nbytes)
     params = cost.params
     intra_bw = params.intra_node_bw_bytes_per_s * params.link_efficiency
-    nodes = sorted({cluster.node_of(d) for d in devices})
     if len(nodes) == 1:
         return CommCost(2 * (n - 1) * params.collective_latency_s, ring_factor * nbytes / intra_bw,
                         ring_factor * nbytes)

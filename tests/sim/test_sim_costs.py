@@ -117,3 +117,20 @@ def test_unknown_sim_param_is_a_user_error_naming_it():
     bad = HardwareProfile(gpu_name="H100", gpu_count=8, params=ProfileParams(sim_params={"hbm_efficiency": 2.0}))
     with pytest.raises(LayerwiseError, match="hbm_efficiency"):
         resolve_params(H100, bad)
+
+
+def test_single_node_fits_do_not_price_messages_that_cross_nodes():
+    """Calibration measures on one node: a NIC hop keeps the formula, NVLink hops take the fit."""
+    two_nodes = load_cluster("seed-16xh100")
+    fits = (CollectiveFit(op="sendrecv", group_size=2, latency_s=3e-6, bw_bytes_per_s=300e9),
+            CollectiveFit(op="allreduce", group_size=4, latency_s=20e-6, bw_bytes_per_s=300e9))
+    profile = HardwareProfile(gpu_name="H100", gpu_count=8, params=ProfileParams(collectives=fits))
+    fitted, formula = build_cost_model(two_nodes, profile, True), build_cost_model(two_nodes, None, True)
+    inside, across = two_nodes.route("gpu0", "gpu1"), two_nodes.route("gpu7", "gpu8")
+    assert p2p_cost(1_000_000, inside, fitted).time_s == pytest.approx(3e-6 + 1e6 / 300e9)
+    assert p2p_cost(1_000_000, across, fitted) == p2p_cost(1_000_000, across, formula)
+    assert allreduce_cost(1_000_000, two_nodes.devices[:4], two_nodes, fitted).time_s == pytest.approx(
+        20e-6 + 2 * 3 / 4 * 1e6 / 300e9)
+    spanning = two_nodes.devices[6:10]
+    assert allreduce_cost(1_000_000, spanning, two_nodes, fitted) == allreduce_cost(1_000_000, spanning, two_nodes,
+                                                                                   formula)
