@@ -194,7 +194,7 @@ def run_decode(run: RankRun) -> RankTimings:
     timings = RankTimings(measured_iters=w.measured_iters)
     pending: list[list[Any]] = [[] for _ in range(mb)]
     keep: list[torch.Tensor | None] = [None] * mb  # eager outputs kept alive while being sent
-    history: list[torch.Tensor] = []
+    history = _dump_buffer(run, w.iterations) if run.dump and layout.is_last_stage else None  # (T, B, h)
     single_stage = layout.num_stages == 1
     for t in range(w.iterations):
         if run.fault is not None:
@@ -204,7 +204,6 @@ def run_decode(run: RankRun) -> RankTimings:
         measured = t - w.warmup_iters
         if measured == 0:
             clock.mark(0)
-        step_out: list[torch.Tensor] = []
         for m in range(mb):
             base = 2 + 3 * (measured * mb + m)
             if measured >= 0:
@@ -226,8 +225,8 @@ def run_decode(run: RankRun) -> RankTimings:
             y, nxt = step_fns[m]()
             if measured >= 0:
                 clock.mark(base + 2)
-            if run.dump and layout.is_last_stage:
-                step_out.append(y.float().cpu())
+            if history is not None:  # an asynchronous copy: no host sync inside the timed loop
+                history[t, m * b:(m + 1) * b].copy_(y, non_blocking=True)
             if layout.is_last_stage:
                 assert nxt is not None
                 if single_stage:
@@ -238,8 +237,6 @@ def run_decode(run: RankRun) -> RankTimings:
             else:
                 pending[m] = _send(y, layout.send_to, run.groups.send_edge)
                 keep[m] = y
-        if step_out:
-            history.append(torch.cat(step_out, dim=0))  # (B, h)
     run.activity = Activity(what="finishing the last sends", step=w.iterations)
     for works in pending:
         for work in works:
@@ -247,9 +244,15 @@ def run_decode(run: RankRun) -> RankTimings:
     clock.mark(1)
     clock.sync()
     _sum_marks(clock, timings, mb, w.measured_iters)
-    if history:
-        run.outputs["decode"] = torch.stack(history)  # (iterations, B, h)
+    if history is not None:  # complete: clock.sync() waited for the copies
+        run.outputs["decode"] = history
     return timings
+
+
+def _dump_buffer(run: RankRun, iterations: int) -> torch.Tensor:
+    """Host buffer (iterations, B, h) float32 for the decode outputs; pinned on GPU so copies stay async."""
+    shape = (iterations, run.workload.batch_size, run.stage_model.model.hidden_size)
+    return torch.empty(shape, dtype=torch.float32, pin_memory=run.device.type == "cuda")
 
 
 def capture_graphs(
