@@ -103,8 +103,12 @@ def load_suite(path: str | Path) -> tuple[str, list[SuiteEntry]]:
 
 
 def run_entry(entry: SuiteEntry, out_dir: Path, backend_request: str, timeout_s: float | None) -> EntryOutcome:
+    """Run one entry; an earlier result of it is removed first, so a failure never leaves a stale one."""
     started = time.perf_counter()
     result_path = out_dir / f"{entry.name}.json"
+    trace_path = out_dir / f"{entry.name}.pt.trace.json"
+    for stale in (result_path, trace_path):
+        stale.unlink(missing_ok=True)
     try:
         experiment = load_experiment(entry.experiment, list(entry.overrides))
         plan_name = entry.plan or experiment.plan_names[0]
@@ -118,7 +122,6 @@ def run_entry(entry: SuiteEntry, out_dir: Path, backend_request: str, timeout_s:
               "--fill", entry.fill, "--timeout-s", str(rank_timeout_s), "--sdpa-backend", entry.sdpa_backend]
     for override in entry.overrides:
         worker += ["--set", override]
-    trace_path = out_dir / f"{entry.name}.pt.trace.json"
     if entry.trace:
         worker += ["--trace", str(trace_path)]
     outcome = run_torchrun(plan, torchrun_command(nproc, worker, []), rank_timeout_s + STARTUP_MARGIN_S, quiet=True)

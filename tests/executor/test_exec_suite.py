@@ -63,3 +63,19 @@ def test_table_lists_every_entry() -> None:
                                                                  "tpot_s": 0.1}),
                           EntryOutcome("y", "failed", 1.0, "boom")])
     assert "10.0" in table and "100.000" in table and "y" in table
+
+
+def test_a_failing_entry_leaves_no_earlier_result(tmp_path: Path) -> None:
+    from executor.suite import run_entry
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"entries:\n  - {{name: bad, experiment: {EXPERIMENT}, plan: pp2, "
+                     "set: [plans.pp2.microbatches=3]}\n")
+    _, entries = load_suite(suite)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "bad.json").write_text("{}")  # a result of an earlier run of this entry
+    (out / "bad.pt.trace.json").write_text("{}")
+    outcome = run_entry(entries[0], out, "gloo", None)
+    assert outcome.status == "failed" and "does not divide batch_size=8" in str(outcome.error)
+    assert not (out / "bad.json").exists() and not (out / "bad.pt.trace.json").exists()
