@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from executor.launch import STARTUP_MARGIN_S, check_before_launch, run_torchrun, torchrun_command
-from executor.worker import choose_backend, default_timeout_s
+from executor.worker import FILLS, SDPA_BACKENDS, choose_backend, default_timeout_s
 from topology.atomic_io import write_json_atomic, write_text_atomic
 from topology.datafile import parse_yaml
 from topology.errors import LayerwiseError
@@ -83,6 +83,12 @@ def load_suite(path: str | Path) -> tuple[str, list[SuiteEntry]]:
         if not experiment.is_absolute():
             experiment = suite_path.resolve().parent / experiment
         overrides = tuple(str(o) for o in item.get("set", []))
+        fill, sdpa_backend = str(item.get("fill", "seeded")), str(item.get("sdpa_backend", "auto"))
+        if fill not in FILLS:
+            raise LayerwiseError(f"{where}.fill", f"{fill!r} is not one of {list(FILLS)}")
+        if sdpa_backend not in ("auto", *SDPA_BACKENDS, "matmul"):
+            raise LayerwiseError(f"{where}.sdpa_backend",
+                                 f"{sdpa_backend!r} is not one of {['auto', *SDPA_BACKENDS, 'matmul']}")
         modes = item.get("modes") or [None]
         for mode in modes:
             if mode is not None and mode not in MODES:
@@ -92,8 +98,8 @@ def load_suite(path: str | Path) -> tuple[str, list[SuiteEntry]]:
                 raise LayerwiseError(f"{where}.name", f"{name!r} must be letters, digits, '.', '_' or '-'")
             entries.append(SuiteEntry(
                 name=name, experiment=str(experiment), plan=item.get("plan"),
-                overrides=overrides + ((MODES[mode],) if mode else ()), fill=str(item.get("fill", "seeded")),
-                sdpa_backend=str(item.get("sdpa_backend", "auto")), trace=bool(item.get("trace", False)),
+                overrides=overrides + ((MODES[mode],) if mode else ()), fill=fill,
+                sdpa_backend=sdpa_backend, trace=bool(item.get("trace", False)),
             ))
     names = [e.name for e in entries]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -151,6 +157,13 @@ def format_table(outcomes: list[EntryOutcome]) -> str:
     return "\n".join(lines)
 
 
+def _compile_only(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise LayerwiseError("--only", f"not a regular expression ({exc}): {pattern!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m executor.suite", description=__doc__.splitlines()[0])
     parser.add_argument("suite", help="suite YAML file")
@@ -164,11 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         suite_name, entries = load_suite(args.suite)
+        if args.only:
+            only = _compile_only(args.only)
+            entries = [e for e in entries if only.search(e.name)]
     except LayerwiseError as exc:
         print(f"executor.suite: error: {exc}", file=sys.stderr)
         return 2
-    if args.only:
-        entries = [e for e in entries if re.search(args.only, e.name)]
     if args.overrides:
         entries = [replace(e, overrides=(*args.overrides, *e.overrides)) for e in entries]
     out_dir = Path(args.out)

@@ -79,3 +79,21 @@ def test_a_failing_entry_leaves_no_earlier_result(tmp_path: Path) -> None:
     outcome = run_entry(entries[0], out, "gloo", None)
     assert outcome.status == "failed" and "does not divide batch_size=8" in str(outcome.error)
     assert not (out / "bad.json").exists() and not (out / "bad.pt.trace.json").exists()
+
+
+@pytest.mark.parametrize(("field", "value"), [("fill", "zeros"), ("sdpa_backend", "fast")])
+def test_bad_entry_options_are_refused_when_loading(tmp_path: Path, field: str, value: str) -> None:
+    from topology.errors import LayerwiseError
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"entries:\n  - {{name: a, experiment: {EXPERIMENT}, {field}: {value}}}\n")
+    with pytest.raises(LayerwiseError, match=f"entries\\[0\\].{field}"):
+        load_suite(suite)
+
+
+def test_bad_only_pattern_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"entries:\n  - {{name: a, experiment: {EXPERIMENT}}}\n")
+    assert main([str(suite), "--out", str(tmp_path / "out"), "--only", "("]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("executor.suite: error: --only") and len(err.strip().splitlines()) == 1
