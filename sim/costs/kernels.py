@@ -99,23 +99,36 @@ def measured_ratio(query: Sequence[int], points: Sequence[tuple[Sequence[int], f
 
 
 def _measured_scale(op: Op, shape: TokenShape, cost: CostModel) -> float:
-    """Measured time / roofline time near this operator's shape (1.0 without measurements)."""
-    params = cost.params
-    points: list[tuple[tuple[int, ...], float]]
+    """Measured time / roofline time near this operator's shape (1.0 without measurements).
+
+    Memoized in ``cost.measured_scales``: every layer of a stage, and every stage pass of a
+    growing context, asks again for the same shapes.
+    """
+    query: tuple[int, ...]
     if op.kind == "gemm" and cost.gemm_points:
-        points = [((p.m, p.n, p.k), p.time_s / gemm_roofline_s(p.m, p.n, p.k, op.dtype_bytes, params))
-                  for p in cost.gemm_points]
-        ratio = measured_ratio((shape.tokens, op.out_features, op.in_features), points)
-        return 1.0 if ratio is None else ratio
-    if op.kind == "attention" and cost.attention_points:
-        points = [((a.batch, a.heads, a.kv_heads, a.head_dim, a.new_tokens, a.context_len),
-                   a.time_s / attention_roofline_s(a.batch, a.heads, a.kv_heads, a.head_dim, a.new_tokens,
-                                                   a.context_len, op.dtype_bytes, params))
-                  for a in cost.attention_points]
+        query = (shape.tokens, op.out_features, op.in_features)
+    elif op.kind == "attention" and cost.attention_points:
         query = (shape.batch, op.heads, op.kv_heads, op.head_dim, shape.new_tokens, shape.context_len)
-        ratio = measured_ratio(query, points)
-        return 1.0 if ratio is None else ratio
-    return 1.0
+    else:
+        return 1.0
+    key = (op.kind, op.dtype_bytes, query)
+    scale = cost.measured_scales.get(key)
+    if scale is None:
+        ratio = measured_ratio(query, _measured_points(op.kind, op.dtype_bytes, cost))
+        scale = cost.measured_scales[key] = 1.0 if ratio is None else ratio
+    return scale
+
+
+def _measured_points(kind: str, dtype_bytes: int, cost: CostModel) -> list[tuple[tuple[int, ...], float]]:
+    """The profile's measured shapes of one kind, each with its measured / roofline ratio."""
+    params = cost.params
+    if kind == "gemm":
+        return [((p.m, p.n, p.k), p.time_s / gemm_roofline_s(p.m, p.n, p.k, dtype_bytes, params))
+                for p in cost.gemm_points]
+    return [((a.batch, a.heads, a.kv_heads, a.head_dim, a.new_tokens, a.context_len),
+             a.time_s / attention_roofline_s(a.batch, a.heads, a.kv_heads, a.head_dim, a.new_tokens,
+                                             a.context_len, dtype_bytes, params))
+            for a in cost.attention_points]
 
 
 def op_cost(op: Op, shape: TokenShape, cost: CostModel, weight_hit_fraction: float) -> OpCost:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sim.params import SimParams, resolve_params
 from topology.cluster import Cluster
@@ -18,6 +18,10 @@ class CostModel:
     collectives: tuple[CollectiveFit, ...] = ()
     gemm_points: tuple[GemmPoint, ...] = ()
     attention_points: tuple[AttentionPoint, ...] = ()
+    # Memo of measured-to-roofline scales by (op kind, dtype bytes, shape): a pure function of
+    # the fields above, filled by sim.costs.kernels (every layer and context would redo it).
+    measured_scales: dict[tuple[str, int, tuple[int, ...]], float] = field(
+        default_factory=dict, compare=False, repr=False)
 
     @property
     def launch_overhead_s(self) -> float:

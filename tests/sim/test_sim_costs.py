@@ -134,3 +134,20 @@ def test_single_node_fits_do_not_price_messages_that_cross_nodes():
     spanning = two_nodes.devices[6:10]
     assert allreduce_cost(1_000_000, spanning, two_nodes, fitted) == allreduce_cost(1_000_000, spanning, two_nodes,
                                                                                    formula)
+
+
+def test_measured_scales_are_memoized_per_shape_and_match_a_fresh_model(monkeypatch: pytest.MonkeyPatch):
+    from sim.costs import kernels
+
+    points = (GemmPoint(m=16, n=4096, k=4096, time_s=50e-6), GemmPoint(m=64, n=4096, k=4096, time_s=80e-6))
+    profile = HardwareProfile(gpu_name="H100", gpu_count=1, params=ProfileParams(gemm_points=points))
+    shapes = [TokenShape(batch=b, new_tokens=1, context_len=c) for b in (8, 32) for c in (10, 20)]
+    op = _gemm(4096, 4096)
+    expected = [op_cost(op, shape, build_cost_model(H100, profile, cuda_graphs=True), 0.0) for shape in shapes]
+    calls: list[object] = []
+    real = kernels.measured_ratio
+    monkeypatch.setattr(kernels, "measured_ratio", lambda q, p: calls.append(q) or real(q, p))
+    shared = build_cost_model(H100, profile, cuda_graphs=True)
+    assert [op_cost(op, s, shared, 0.0) for s in shapes * 2] == expected * 2
+    assert len(calls) == 2  # one per GEMM shape (tokens, out, in); the context does not change a GEMM
+    assert shared == build_cost_model(H100, profile, cuda_graphs=True)  # the memo takes no part in equality
