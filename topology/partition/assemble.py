@@ -57,7 +57,7 @@ def assemble_plan(
     workload.token_shape(microbatches)  # microbatches must divide the batch
     device_groups = place_stages(cluster, [spec.tp_degree for spec in specs])
     stages = []
-    for index, (spec, group) in enumerate(zip(specs, device_groups, strict=False)):
+    for index, (spec, group) in enumerate(zip(specs, device_groups, strict=True)):
         footprint = stage_footprint(
             model, spec.layer_stop - spec.layer_start, spec.tp_degree, workload, microbatches
         )

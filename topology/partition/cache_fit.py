@@ -96,8 +96,8 @@ def partition_cache_fit(
             f"{len(ranges)} partitions for {devices_available} devices: "
             f"{devices_available - len(ranges)} devices stay idle"
         )
-    fitting = sum(1 for note in notes if "does not fit" in note)
-    if fitting == model.num_layers:
+    not_fitting = sum(1 for note in notes if "does not fit" in note)
+    if not_fitting == model.num_layers:
         notes.insert(0, f"no layer fits C={capacity_bytes} B: one layer per device, as the seed ran it")
     specs = [StageSpec(a, b, 1) for a, b in ranges]
     return assemble_plan(
