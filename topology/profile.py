@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from topology.accuracy import RegimeError, regime_error_from_dict
 from topology.atomic_io import write_json_atomic
 from topology.datafile import load_json_file
 from topology.errors import LayerwiseError
@@ -87,6 +88,7 @@ class HardwareProfile:
     environment: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)  # every raw measurement
     source: str = "calibrate"  # "calibrate" (measured) or "validate-fit" (fitted to runs)
+    validation: tuple[RegimeError, ...] = ()  # held-out error by regime (layerwise validate)
     created_utc: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema_version: int = PROFILE_SCHEMA_VERSION
 
@@ -123,6 +125,7 @@ def profile_from_dict(raw: dict[str, Any]) -> HardwareProfile:
             environment=dict(raw.get("environment", {})),
             raw=dict(raw.get("raw", {})),
             source=str(raw.get("source", "calibrate")),
+            validation=tuple(regime_error_from_dict(v) for v in raw.get("validation", ())),
             created_utc=str(raw.get("created_utc", "")),
             schema_version=int(raw["schema_version"]),
         )
