@@ -61,6 +61,7 @@ class CollectiveFit:
 @dataclass(frozen=True)
 class ProfileParams:
     hbm_bw_bytes_per_s: float | None = None  # device-to-device copy (bytes read + written) / time
+    hbm_read_bw_bytes_per_s: float | None = None  # streaming read (bytes read) / time, what decode does
     matmul_flops_per_s: float | None = None  # best large BF16 GEMM rate measured
     l2_usable_bytes: int | None = None
     l2_bw_bytes_per_s: float | None = None  # effective read bandwidth of weights hot in L2
@@ -108,6 +109,7 @@ def profile_from_dict(raw: dict[str, Any]) -> HardwareProfile:
         p = dict(raw["params"])
         params = ProfileParams(
             hbm_bw_bytes_per_s=p.get("hbm_bw_bytes_per_s"),
+            hbm_read_bw_bytes_per_s=p.get("hbm_read_bw_bytes_per_s"),
             matmul_flops_per_s=p.get("matmul_flops_per_s"),
             l2_usable_bytes=p.get("l2_usable_bytes"),
             l2_bw_bytes_per_s=p.get("l2_bw_bytes_per_s"),
