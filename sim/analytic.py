@@ -2,14 +2,9 @@
 
 Per stage ``s``, one microbatch pass occupies the stage for ``occ_s = T_s + P_s``: kernels and
 all-reduces ``T_s`` (:func:`sim.costs.stage.stage_pass`) plus the blocking send to the next
-stage ``P_s`` (in decode the last stage sends back to stage 0). With ``M`` microbatches:
-
-* decode (closed loop, ``M`` tokens circulating through a ring of FIFO stages):
-  ``step = max(L, M * max_s occ_s)`` with the cycle latency ``L = sum_s occ_s``; the first
-  term is the bubble-bound regime (too few microbatches to fill the pipeline), the second the
-  bottleneck-bound one. Exact for deterministic stages when links do not contend.
-* prefill (a batch enters once the previous one has left): the flow-shop makespan
-  ``step = sum_s occ_s + (M - 1) * max_s occ_s``.
+stage ``P_s`` (in decode the last stage sends back to stage 0; the messages of one boundary
+contend with each other on shared hops, :func:`sim.program.boundary_time_s`). The step follows
+from the occupancies by the pipeline formulas of :mod:`sim.costs.pipeline`.
 
 A growing context is evaluated at the mean context of the measured iterations: the stage
 passes at the two iterations around the mean are averaged (attention cost is linear in the
@@ -20,10 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sim.costs import pipeline
 from sim.costs.model import CostModel
+from sim.costs.residency import plan_counts_sram
 from sim.costs.stage import StagePass, stage_pass
 from sim.metrics import BREAKDOWN_KEYS, PAPER_TPOT_LABEL, SEED_CLAIMED_EVENTS_PER_BATCH, fit_summary
-from sim.program import boundary_transfers
+from sim.program import boundary_time_s, boundary_transfers
 from topology.cluster import Cluster
 from topology.plan import Plan
 from topology.results import Metrics, StageMetrics
@@ -41,8 +38,9 @@ def analytic_shapes(workload: Workload, microbatches: int) -> list[TokenShape]:
 
 def analytic_metrics(plan: Plan, workload: Workload, cluster: Cluster, cost: CostModel) -> Metrics:
     shapes = analytic_shapes(workload, plan.microbatches)
-    passes = [stage_pass(plan, stage, shapes[0], cluster, cost) for stage in plan.stages]
-    later = [stage_pass(plan, stage, shapes[-1], cluster, cost) for stage in plan.stages]
+    sram = plan_counts_sram(plan)
+    passes = [stage_pass(plan.model, stage, shapes[0], cluster, cost, sram) for stage in plan.stages]
+    later = [stage_pass(plan.model, stage, shapes[-1], cluster, cost, sram) for stage in plan.stages]
     decode = workload.phase == "decode"
     k, mbs = plan.num_stages, plan.microbatches
     sends = []
@@ -50,13 +48,13 @@ def analytic_metrics(plan: Plan, workload: Workload, cluster: Cluster, cost: Cos
         if s < k - 1 or decode:
             transfers = boundary_transfers(plan.stages[s], plan.stages[(s + 1) % k], passes[s].output_bytes,
                                            cluster, cost)
-            sends.append((max((t.cost.time_s for t in transfers), default=0.0), transfers))
+            sends.append((boundary_time_s(transfers), transfers))
         else:
             sends.append((0.0, ()))
     occupancy = [(p.compute_s + q.compute_s) / 2 + (p.allreduce_s + q.allreduce_s) / 2 + send
                  for p, q, (send, _) in zip(passes, later, sends, strict=True)]
     cycle_s, bottleneck_s = sum(occupancy), max(occupancy)
-    step_s = max(cycle_s, mbs * bottleneck_s) if decode else cycle_s + (mbs - 1) * bottleneck_s
+    step_s = pipeline.step_s(workload.phase, cycle_s, bottleneck_s, mbs)
     tokens_per_s = workload.tokens_per_iteration / step_s
     stages = []
     for stage, p, q, (send, _) in zip(plan.stages, passes, later, sends, strict=True):
@@ -88,7 +86,7 @@ def analytic_metrics(plan: Plan, workload: Workload, cluster: Cluster, cost: Cos
     }
     ttft_s = None
     if not decode:
-        ttft_s = sum(cycle_s + m * bottleneck_s for m in range(mbs)) / mbs
+        ttft_s = pipeline.prefill_ttft_s(cycle_s, bottleneck_s, mbs)
     return Metrics(tokens_per_s=tokens_per_s, step_time_s=step_s, tpot_s=step_s if decode else None,
                    ttft_s=ttft_s, paper_tpot_s=1.0 / tokens_per_s, stages=tuple(stages), extra=extra)
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from sim.costs.comm import CommCost, p2p_cost
 from sim.costs.model import CostModel
+from sim.costs.residency import plan_counts_sram
 from sim.costs.stage import COMPUTE, Segment, StagePass, stage_pass
-from sim.fabric import Hop
+from sim.fabric import Fabric, Hop
 from topology.cluster import NETWORK_SWITCH, Cluster
 from topology.plan import Plan, Stage
 from topology.workload import TokenShape, Workload
@@ -101,7 +102,9 @@ class PassCache:
         program = self.programs.get(key)
         if program is None:
             shape = self.shape(iteration)
-            program = compile_pass(stage_pass(self._plan, self._plan.stages[stage], shape, self._cluster, self._cost))
+            plan = self._plan
+            program = compile_pass(stage_pass(plan.model, plan.stages[stage], shape, self._cluster, self._cost,
+                                              plan_counts_sram(plan)))
             self.programs[key] = program
         return program
 
@@ -119,6 +122,13 @@ def boundary_transfers(src: Stage, dst: Stage, nbytes: int, cluster: Cluster, co
         hops = cluster.route(a, b)
         transfers.append(Transfer(a, b, hops, p2p_cost(nbytes, hops, cost)))
     return tuple(transfers)
+
+
+def boundary_time_s(transfers: tuple[Transfer, ...]) -> float:
+    """How long a stage is blocked sending one activation when no other traffic contends: its
+    rank-to-rank messages reserve their hops in order (a fan-out waits on the sender's port)."""
+    fabric = Fabric()
+    return max((fabric.reserve(t.hops, 0.0, t.cost.serialization_s) + t.cost.time_s for t in transfers), default=0.0)
 
 
 def group_ports(stage: Stage, cluster: Cluster) -> tuple[Hop, ...]:

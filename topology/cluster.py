@@ -48,12 +48,26 @@ class Cluster:
         return tuple(device_name(i) for i in range(self.num_devices))
 
     def node_of(self, device: str) -> int:
-        if device not in self.graph or self.graph.nodes[device].get("kind") != "gpu":
+        """The node of ``gpu{i}``: ``i // gpus_per_node`` (the graph's ``node`` attribute)."""
+        index = device[3:] if device.startswith("gpu") else ""
+        if not index.isdigit() or int(index) >= self.num_devices or device != device_name(int(index)):
             raise LayerwiseError("device", f"{device!r} is not a GPU of cluster {self.name!r}")
-        return int(self.graph.nodes[device]["node"])
+        return int(index) // self.gpus_per_node
 
     def route(self, src: str, dst: str) -> tuple[tuple[str, str], ...]:
-        """Directed hops (u, v) from ``src`` to ``dst`` along the fastest path."""
+        """Directed hops (u, v) from ``src`` to ``dst`` along the fastest path, in closed form:
+        through the node's NVLink switch inside a node, through the network between nodes (the
+        graph's cheapest path, :func:`graph_route`, which the tests check this against)."""
+        if src == dst:
+            return ()
+        src_node, dst_node = self.node_of(src), self.node_of(dst)
+        inside_is_faster = (self.inter_node_link is None or self.intra_node_link.bw_bytes_per_s_per_direction
+                            >= self.inter_node_link.bw_bytes_per_s_per_direction)
+        via = f"nvswitch{src_node}" if src_node == dst_node and inside_is_faster else NETWORK_SWITCH
+        return ((src, via), (via, dst))
+
+    def graph_route(self, src: str, dst: str) -> tuple[tuple[str, str], ...]:
+        """The cheapest path through the cluster graph (a search; :meth:`route` is its closed form)."""
         if src == dst:
             return ()
         path = nx.shortest_path(self.graph, src, dst, weight="cost")

@@ -46,13 +46,17 @@ class Residency:
                 "sram_counted": self.sram_counted, "hit_fraction": self.hit_fraction, "fit": self.fit}
 
 
-def residency_capacity_bytes(plan: Plan, l2_usable_bytes: float) -> tuple[float, bool]:
-    """Usable L2, plus all shared memory when the plan's cache-fit capacity counted it."""
-    counted_sram = plan.partitioner == "cache-fit" and plan.fit_capacity_bytes in (
+def plan_counts_sram(plan: Plan) -> bool:
+    """Whether the plan's cache-fit capacity counted shared memory (the seed's assumption)."""
+    return plan.partitioner == "cache-fit" and plan.fit_capacity_bytes in (
         plan.device_sram_bytes,
         plan.device_l2_usable_bytes + plan.device_sram_bytes,
     )
-    return (l2_usable_bytes + plan.device_sram_bytes, True) if counted_sram else (l2_usable_bytes, False)
+
+
+def residency_capacity_bytes(l2_usable_bytes: float, sram_bytes: int, sram_counted: bool) -> float:
+    """Usable L2, plus all shared memory when the plan counted it."""
+    return l2_usable_bytes + sram_bytes if sram_counted else l2_usable_bytes
 
 
 def weight_hit_fraction(weights_bytes: int, streamed_bytes: int, capacity_bytes: float) -> float:

@@ -17,7 +17,7 @@ from topology.cluster import Cluster
 from topology.layer_graph import layer_ops
 from topology.model import ModelSpec
 from topology.ops import Op, op_activation_bytes, op_comm_bytes, op_kv_read_bytes, op_kv_write_bytes
-from topology.plan import Plan, Stage
+from topology.plan import Stage
 from topology.workload import TokenShape
 
 COMPUTE = "compute"
@@ -71,17 +71,20 @@ def stage_ops(model: ModelSpec, stage: Stage) -> list[Op]:
     return [op for layer in stage.layers for op in layer_ops(model, layer, stage.tp_degree)]
 
 
-def stage_residency(plan: Plan, stage: Stage, ops: list[Op], shape: TokenShape, cost: CostModel) -> Residency:
+def stage_residency(stage: Stage, ops: list[Op], shape: TokenShape, cluster: Cluster, cost: CostModel,
+                    sram_counted: bool) -> Residency:
     weights = stage.footprint.weights_bytes
     streamed = sum(op_activation_bytes(op, shape) + op_kv_read_bytes(op, shape) + op_kv_write_bytes(op, shape)
                    for op in ops)
-    capacity, sram_counted = residency_capacity_bytes(plan, cost.params.l2_usable_bytes)
+    capacity = residency_capacity_bytes(cost.params.l2_usable_bytes, cluster.gpu.sram_bytes, sram_counted)
     return residency(weights, streamed, capacity, sram_counted)
 
 
-def stage_pass(plan: Plan, stage: Stage, shape: TokenShape, cluster: Cluster, cost: CostModel) -> StagePass:
-    ops = stage_ops(plan.model, stage)
-    res = stage_residency(plan, stage, ops, shape, cost)
+def stage_pass(model: ModelSpec, stage: Stage, shape: TokenShape, cluster: Cluster, cost: CostModel,
+               sram_counted: bool = False) -> StagePass:
+    """One microbatch pass of ``stage`` (``sram_counted``: the plan's cache-fit counted shared memory)."""
+    ops = stage_ops(model, stage)
+    res = stage_residency(stage, ops, shape, cluster, cost, sram_counted)
     segments: list[Segment] = []
     pending: list[OpCost] = []
 
@@ -100,5 +103,5 @@ def stage_pass(plan: Plan, stage: Stage, shape: TokenShape, cluster: Cluster, co
         else:
             pending.append(op_cost(op, shape, cost, res.hit_fraction))
     close_compute()
-    output_bytes = shape.tokens * plan.model.hidden_size * plan.model.dtype_bytes
+    output_bytes = shape.tokens * model.hidden_size * model.dtype_bytes
     return StagePass(stage=stage.index, segments=tuple(segments), residency=res, output_bytes=output_bytes)

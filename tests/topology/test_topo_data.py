@@ -12,7 +12,7 @@ from topology import hardware
 from topology.cluster import build_cluster, cluster_from_dict, cluster_names, load_cluster
 from topology.datafile import load_preset, preset_names, sourced_value
 from topology.errors import LayerwiseError
-from topology.hardware import GPUSpec, gpu_names, load_gpu, load_link, load_links
+from topology.hardware import GPUSpec, LinkSpec, gpu_names, load_gpu, load_link, load_links
 from topology.model import ModelSpec, load_model, model_from_dict, model_names
 
 
@@ -217,3 +217,23 @@ def test_device_names_map_to_gpu_presets() -> None:
     assert gpu_preset_for_device("NVIDIA H100 80GB HBM3") == "h100-sxm"
     assert gpu_preset_for_device("NVIDIA H200") == "h200-sxm"
     assert gpu_preset_for_device("cpu") is None
+
+
+@pytest.mark.parametrize("name", ["seed-16xh100", "seed-16xh100-nvl16", "h100x8", "h200x4"])
+def test_closed_form_routes_are_the_graphs_cheapest_paths(name: str) -> None:
+    """`Cluster.route` (closed form) against a shortest-path search of the cluster graph, every pair."""
+    cluster = load_cluster(name)
+    for src in cluster.devices:
+        for dst in cluster.devices:
+            assert cluster.route(src, dst) == cluster.graph_route(src, dst), (src, dst)
+
+
+def test_closed_form_route_when_the_nic_is_faster_than_the_node_link() -> None:
+    """A PCIe-class node link slower than the NIC: the graph's cheapest path leaves through the network."""
+    slow = LinkSpec(name="slow", bw_bytes_per_s_per_direction=10e9, latency_s=1e-6)
+    fast = LinkSpec(name="fast", bw_bytes_per_s_per_direction=50e9, latency_s=1e-6)
+    cluster = build_cluster("odd", 2, 2, load_gpu("h100-sxm"), slow, fast)
+    expected = (("gpu0", "network"), ("network", "gpu1"))
+    assert cluster.route("gpu0", "gpu1") == expected == cluster.graph_route("gpu0", "gpu1")
+    with pytest.raises(LayerwiseError, match="not a GPU"):
+        cluster.node_of("gpu4")
