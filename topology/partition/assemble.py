@@ -21,8 +21,9 @@ class StageSpec:
     tp_degree: int
 
 
-def place_stages(cluster: Cluster, tp_degrees: list[int]) -> list[tuple[str, ...]]:
-    """Give each stage the next ``tp`` devices in order; a TP group must not span nodes."""
+def place_stages(cluster: Cluster, tp_degrees: list[int], starts: list[int] | None = None) -> list[tuple[str, ...]]:
+    """Give each stage ``tp`` consecutive devices from its start (default: right after the previous
+    stage); a TP group must not span nodes."""
     devices = cluster.devices
     needed = sum(tp_degrees)
     if needed > len(devices):
@@ -31,7 +32,12 @@ def place_stages(cluster: Cluster, tp_degrees: list[int]) -> list[tuple[str, ...
         )
     placed, offset = [], 0
     for index, tp in enumerate(tp_degrees):
+        if starts is not None:
+            offset = starts[index]
         group = devices[offset: offset + tp]
+        if len(group) < tp:
+            raise LayerwiseError(f"stages[{index}].devices",
+                                 f"devices {offset}..{offset + tp - 1} exceed the cluster's {len(devices)}")
         if not cluster.same_node(group):
             raise LayerwiseError(
                 f"stages[{index}].devices",
@@ -53,9 +59,11 @@ def assemble_plan(
     fit_capacity_bytes: int | None = None,
     fit_counts: str | None = None,
     notes: tuple[str, ...] = (),
+    starts: list[int] | None = None,
 ) -> Plan:
+    """A validated Plan of ``specs``; stage ``s`` starts at device ``starts[s]`` (default: packed in order)."""
     workload.token_shape(microbatches)  # microbatches must divide the batch
-    device_groups = place_stages(cluster, [spec.tp_degree for spec in specs])
+    device_groups = place_stages(cluster, [spec.tp_degree for spec in specs], starts)
     stages = []
     for index, (spec, group) in enumerate(zip(specs, device_groups, strict=True)):
         footprint = stage_footprint(

@@ -30,6 +30,7 @@ from topology.cluster import Cluster
 from topology.errors import LayerwiseError
 from topology.layer_graph import check_tp_degree
 from topology.model import ModelSpec
+from topology.partition.assemble import StageSpec, assemble_plan
 from topology.plan import Plan
 from topology.workload import Workload
 
@@ -191,3 +192,13 @@ def count_layouts(model: ModelSpec, cluster: Cluster, workload: Workload, max_gp
 
     first = sum(ways(count, tp) for tp in choices if tp <= budget for count in range(1, layers + 1))
     return first * len(microbatch_choices(workload))
+
+
+def plan_of_layout(layout: Layout, model: ModelSpec, cluster: Cluster, workload: Workload, partitioner: str,
+                   notes: tuple[str, ...] = ()) -> Plan:
+    """The validated Plan a layout describes (schedule ``layer-wise`` when every stage is TP 1)."""
+    specs = [StageSpec(start, stop, tp) for (start, stop), tp in zip(layout.layer_ranges, layout.tp_degrees,
+                                                                       strict=True)]
+    schedule = "layer-wise" if layout.num_stages > 1 and set(layout.tp_degrees) == {1} else "tp-pp"
+    return assemble_plan(model, cluster, workload, specs, schedule=schedule, partitioner=partitioner,
+                         microbatches=layout.microbatches, notes=notes, starts=list(layout.starts))

@@ -1,0 +1,39 @@
+"""Run independent simulations over local cores, reporting each one as it finishes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _indexed(job: tuple[Callable[[T], R], int, T]) -> tuple[int, R]:
+    fn, index, item = job
+    return index, fn(item)
+
+
+def map_parallel(fn: Callable[[T], R], items: Sequence[T], jobs: int,
+                 on_done: Callable[[int, int], None] | None = None) -> list[R]:
+    """``[fn(item) for item in items]`` over ``jobs`` processes (in input order); ``on_done(done, total)``
+    after each item, in completion order. ``fn`` must be a module-level function."""
+    total = len(items)
+    results: list[R | None] = [None] * total
+    workers = max(1, min(jobs, total))
+    if workers == 1:
+        for index, item in enumerate(items):
+            results[index] = fn(item)
+            if on_done is not None:
+                on_done(index + 1, total)
+        return results  # type: ignore[return-value]
+    context = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
+    with context.Pool(workers) as pool:
+        for done, (index, result) in enumerate(pool.imap_unordered(_indexed, [(fn, i, x) for i, x in enumerate(items)]),
+                                               start=1):
+            results[index] = result
+            if on_done is not None:
+                on_done(done, total)
+    return results  # type: ignore[return-value]
