@@ -175,5 +175,5 @@ def test_choice_follows_the_slowest_rank() -> None:
     def nobody_ran(values: list[float]) -> list[float]:
         return [math.inf] * len(values)
 
-    with pytest.raises(LayerwiseError, match="attention.decode: no attention path runs this shape"):
+    with pytest.raises(LayerwiseError, match=r"attention\.decode: no attention path runs this shape"):
         choose_attention(stage, decode, 4, None, False, AttentionRequest(), nobody_ran)
