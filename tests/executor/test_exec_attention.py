@@ -177,3 +177,20 @@ def test_choice_follows_the_slowest_rank() -> None:
 
     with pytest.raises(LayerwiseError, match=r"attention\.decode: no attention path runs this shape"):
         choose_attention(stage, decode, 4, None, False, AttentionRequest(), nobody_ran)
+
+
+def test_calibration_points_keep_every_candidate_and_the_fastest() -> None:
+    from executor.calibrate.attention import measure_attention
+    from executor.calibrate.grids import cpu_grid
+
+    grid = cpu_grid((_tiny(2), _tiny(4)), quick=True)
+    raw = measure_attention(CPU_DEVICE, grid, 64 * 1024 * 1024, seed=0, progress=lambda message: None)
+    points = raw["points"]
+    decode_rows = len(grid.decode_batches) * len(grid.decode_contexts)
+    assert len(points) == 2 * (decode_rows + len(grid.prefill_seqs))  # two shapes, nothing failed
+    for point in points:
+        group = point["heads"] // point["kv_heads"]
+        candidates = decode_candidates(group) if point["new_tokens"] == 1 else prefill_candidates(group)
+        assert tuple(point["paths_s"]) == candidates
+        assert point["path"] == pick_fastest(point["paths_s"], candidates)
+        assert point["time_s"] == point["paths_s"][point["path"]] == min(point["paths_s"].values())
