@@ -43,7 +43,7 @@ from topology.hardware import gpu_preset_for_device
 from topology.profile import load_profile
 
 DEFAULT_RESULTS = Path("results/hardware")
-DEFAULT_MAX_WALL_S = 420.0
+DEFAULT_MAX_WALL_S = 300.0
 MD_NAME, JSON_NAME = "bench-executor.md", "bench-executor.json"
 
 
