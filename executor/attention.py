@@ -109,14 +109,15 @@ class AttentionChoice:
 
     phase: str  # "decode" or "prefill"
     path: str
-    how: str  # "measured at start-up", "forced by --decode-attention", "only candidate (MHA)", ...
+    how: str  # "measured at start-up", "forced by --decode-attention gqa", "only candidate", ...
     shape: dict[str, int] = field(default_factory=dict)  # batch, heads, kv_heads, head_dim, context/prompt
     times_s: dict[str, float] = field(default_factory=dict)  # candidate -> seconds per call (slowest rank)
     errors: dict[str, str] = field(default_factory=dict)  # candidate -> why it could not run
+    measuring_s: float = 0.0  # wall time the measurement took on this rank (0 when not measured)
 
     def to_dict(self) -> dict[str, Any]:
         return {"phase": self.phase, "path": self.path, "how": self.how, "shape": dict(self.shape),
-                "times_s": dict(self.times_s), "errors": dict(self.errors)}
+                "times_s": dict(self.times_s), "errors": dict(self.errors), "measuring_s": self.measuring_s}
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,8 @@ def attention_backend(name: str) -> contextlib.AbstractContextManager[Any]:
 def attention_request(args: argparse.Namespace) -> AttentionRequest:
     """The attention paths asked for; ``--sdpa-backend matmul`` is the decode path ``matmul``."""
     if args.sdpa_backend != "matmul":
-        return AttentionRequest(decode=args.decode_attention, prefill=args.prefill_attention)
+        pinned = args.sdpa_backend if args.sdpa_backend in SDPA_BACKENDS else None
+        return AttentionRequest(decode=args.decode_attention, prefill=args.prefill_attention, sdpa_kernel=pinned)
     if args.decode_attention not in (AUTO, "matmul"):
         raise LayerwiseError("--decode-attention",
                              f"{args.decode_attention} contradicts --sdpa-backend matmul (the matmul decode path)")

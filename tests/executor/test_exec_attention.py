@@ -154,7 +154,7 @@ def test_choice_forced_only_candidate_and_measured() -> None:
     assert gqa.paths == AttentionPaths(decode="matmul", prefill="expand")
     assert forced[1].shape == {"heads": 4, "kv_heads": 2, "head_dim": 16, "batch": 4, "context_len": 8}
     prefill_choice, decode_choice = choose_attention(mha, decode, 4, 7, False, AttentionRequest(), None)
-    assert (prefill_choice.path, prefill_choice.how, prefill_choice.times_s) == ("gqa", "only candidate (MHA)", {})
+    assert (prefill_choice.path, prefill_choice.how, prefill_choice.times_s) == ("gqa", "only candidate", {})
     assert decode_choice.how.startswith("measured at start-up")
     assert set(decode_choice.times_s) == {"gqa", "matmul"}
     assert decode_choice.path == pick_fastest(decode_choice.times_s, ("gqa", "matmul")) == mha.paths.decode
@@ -194,3 +194,13 @@ def test_calibration_points_keep_every_candidate_and_the_fastest() -> None:
         assert tuple(point["paths_s"]) == candidates
         assert point["path"] == pick_fastest(point["paths_s"], candidates)
         assert point["time_s"] == point["paths_s"][point["path"]] == min(point["paths_s"].values())
+
+
+def test_a_pinned_sdpa_kernel_leaves_matmul_out() -> None:
+    decode = Workload(phase="decode", batch_size=4, prompt_len=1, context_len=8, measured_iters=1)
+    request = AttentionRequest(sdpa_kernel="math")
+    (gqa_choice,) = choose_attention(_stage(_tiny(2)), decode, 4, None, False, request, None)
+    assert set(gqa_choice.times_s) == {"grouped", "gqa"}
+    assert gqa_choice.how.endswith("; SDPA paths only: --sdpa-backend math")
+    (mha_choice,) = choose_attention(_stage(_tiny(4)), decode, 4, None, False, request, None)
+    assert (mha_choice.path, mha_choice.how) == ("gqa", "only candidate")
