@@ -85,6 +85,15 @@ def _paths(result: CaseResult) -> str:
     return "; ".join(parts) or "-"
 
 
+def attention_share(result: CaseResult) -> float | None:
+    """Layers x the chosen path's time per call (measured apart, at start-up) over the step: roughly
+    how much of the step attention takes; None when the path was not measured."""
+    for choice in result.attention:
+        if choice["phase"] == result.case.phase and choice["path"] in choice["times_s"] and result.step_s:
+            return result.case.layer.num_layers * choice["times_s"][choice["path"]] / result.step_s
+    return None
+
+
 def _shape(result: CaseResult) -> str:
     layer = result.case.layer
     return f"h{layer.hidden_size} {layer.num_heads}/{layer.num_kv_heads}x{layer.head_dim} L{layer.num_layers}"
@@ -146,7 +155,7 @@ def goal_summary(results: list[CaseResult]) -> list[str]:
         lines.append(line + ("." if not misses else ":"))
         lines += [f"  - MISS {r.case.name}: {v.value:.1%} (step {_ms(r.step_s)} ms, reference "
                   f"{_ms(r.reference_step_s)} ms, floor {_ms(r.floor.floor_s if r.floor else None)} ms; "
-                  f"attention {_paths(r)})" for r, v in misses]
+                  f"attention {_paths(r)}, about {_pct(attention_share(r))} of the step)" for r, v in misses]
     not_ok = [r for r in results if r.status != "ok"]
     lines += [f"- {r.case.name}: {r.status}: {r.message}" for r in not_ok]
     return lines
@@ -188,7 +197,7 @@ def result_record(result: CaseResult) -> dict[str, Any]:
         "of_reference": of_reference(result),
         "floor_bytes": floor.bytes_per_gpu if floor else None, "floor_flops": floor.flops_per_gpu if floor else None,
         "floor_s": floor.floor_s if floor else None, "of_floor": of_floor(result),
-        "attention": result.attention,
+        "attention": result.attention, "attention_share": attention_share(result),
         "goals": [{"goal": v.goal, "value": v.value, "target": v.target, "met": v.met} for v in verdicts(result)],
         "wall_s": result.wall_s,
     }

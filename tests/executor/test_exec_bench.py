@@ -171,3 +171,13 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert bench.main(["runs", str(tmp_path)]) == 2
     assert "bench_executor: error: results: no GPU hardware results under" in capsys.readouterr().err
     assert not (tmp_path / "bench-executor.json").exists()
+
+
+def test_attention_share_is_layers_times_the_chosen_paths_call_over_the_step() -> None:
+    result = _result(BenchCase(G4_D64, "decode", 128, 2048, True), 4.0e-3, 3.65e-3)
+    result.attention = [{"phase": "decode", "path": "gqa", "times_s": {"grouped": 200e-6, "gqa": 150e-6}}]
+    from executor_bench.table import attention_share
+
+    assert attention_share(result) == pytest.approx(16 * 150e-6 / 4.0e-3)  # 60%
+    result.attention = [{"phase": "decode", "path": "gqa", "times_s": {}}]  # forced: not measured
+    assert attention_share(result) is None
