@@ -69,6 +69,8 @@ def case_workload(case: BenchCase, iterations: Iterations) -> Workload:
 
 
 def case_plan(case: BenchCase, workload: Workload, dtype_bytes: int) -> Plan:
+    """TP1 x PP1 on a one-GPU cluster; the cluster's GPU only bounds the footprint (80 GB, the smaller
+    of the two lent GPUs), so the same grid runs on an H100 and an H200."""
     return partition_tp_pp(case.layer.model(dtype_bytes), load_cluster("h100x1"), workload, tp=1, pp=1,
                            microbatches=1)
 
