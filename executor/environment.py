@@ -6,10 +6,13 @@ import os
 import platform
 import socket
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from executor.attention import AttentionChoice
 
 GIT_COMMIT_ENV = "LAYERWISE_GIT_COMMIT"
 
@@ -36,7 +39,10 @@ def _driver_version() -> str:
     return lines[0].strip() if out.returncode == 0 and lines else "unknown"
 
 
-def collect_environment(device: torch.device, backend: str, world_size: int) -> dict[str, Any]:
+def collect_environment(device: torch.device, backend: str, world_size: int,
+                        attention: Sequence[AttentionChoice] = ()) -> dict[str, Any]:
+    """Where the run happened, and ``attention``: per phase, the path that ran and why (measured,
+    with every candidate's time, forced, or the only candidate)."""
     env: dict[str, Any] = {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
@@ -58,4 +64,6 @@ def collect_environment(device: torch.device, backend: str, world_size: int) -> 
         })
     else:
         env.update({"gpu_name": "cpu", "gpu_count": 0, "cpu_processes": world_size})
+    if attention:
+        env["attention"] = {choice.phase: choice.to_dict() for choice in attention}
     return env

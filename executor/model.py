@@ -4,7 +4,9 @@ Per layer (pre-norm): ``h = x + AR(o_proj(attn(norm(x))))``, ``y = h + AR(down(a
 where ``AR`` is the TP all-reduce (a no-op at TP 1). Attention is GQA through
 ``scaled_dot_product_attention``. There is no embedding or LM head (the simulator models
 layers only): a decode step's input is a hidden state, and the next token's input is the
-RMS-normalised output of the last stage (:func:`next_token_input`).
+RMS-normalised output of the last stage (:func:`next_token_input`). How attention treats the
+query groups (decode and prefill separately) is an :class:`executor.attention.AttentionPaths`;
+none of the paths copies the KV cache (``expand`` in prefill repeats the prompt's own K and V).
 
 The KV cache of every layer is one tensor ``(batch, kv_heads/t, capacity, head_dim)`` for the
 whole batch; microbatch ``m`` uses the rows ``[m*b, (m+1)*b)``. Decode writes the new token's
@@ -21,6 +23,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from executor.attention import AttentionPaths, decode_attention, prefill_attention
 from executor.weights import LayerShard, layer_shard, seeded_normal
 from topology.model import ModelSpec
 
@@ -37,29 +40,16 @@ def next_token_input(hidden: torch.Tensor) -> torch.Tensor:
     return F.rms_norm(hidden, (hidden.shape[-1],), None, RMS_EPS)
 
 
-def _matmul_attention(
-    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None
-) -> torch.Tensor:
-    """Decode attention without SDPA: ``softmax(q K^T / sqrt(D)) V`` as two batched GEMMs.
-
-    q: (b, K, g, D); keys, values: (b, K, ctx, D); mask: broadcastable to (b, K, g, ctx) or None.
-    """
-    scores = torch.matmul(q, keys.transpose(-1, -2)).float() * q.shape[-1] ** -0.5  # (b, K, g, ctx)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.matmul(torch.softmax(scores, dim=-1).to(values.dtype), values)  # (b, K, g, D)
-
-
 class StageModel:
     """The layers ``layers`` of ``model`` on TP rank ``tp_index`` of ``tp_degree``."""
 
     def __init__(
         self, model: ModelSpec, layers: range, tp_degree: int, tp_index: int, seed: int,
         batch_size: int, kv_capacity_tokens: int, device: torch.device, dtype: torch.dtype,
-        allreduce: AllReduce = no_allreduce, decode_attention: str = "sdpa",
+        allreduce: AllReduce = no_allreduce, paths: AttentionPaths | None = None,
     ) -> None:
         self.model = model
-        self.decode_attention = decode_attention  # "sdpa", or "matmul": two batched GEMMs around a softmax
+        self.paths = paths or AttentionPaths()  # replaced once the run has measured (executor.attention_choice)
         self.layers = layers
         self.tp_degree = tp_degree
         self.tp_index = tp_index
@@ -113,30 +103,38 @@ class StageModel:
             x = self._decode_layer(local, x, batch_start)
         return x
 
+    def split_decode_qkv(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(b, (H + 2K) * D / t) -> q (b, H/t, D), k (b, K/t, D), v (b, K/t, D): views, no copies."""
+        b, kl, d = qkv.shape[0], self.kv_heads_local, self.head_dim
+        q, k, v = qkv.split([self.heads_local * d, kl * d, kl * d], dim=-1)
+        return q.view(b, self.heads_local, d), k.view(b, kl, d), v.view(b, kl, d)
+
+    def decode_cache(self, local: int, batch_start: int, b: int
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The keys, values (b, K/t, ctx, D) and mask decode attends to: views of the cache."""
+        k_cache = self.k_cache[local][batch_start:batch_start + b]  # (b, K/t, capacity, D)
+        v_cache = self.v_cache[local][batch_start:batch_start + b]
+        if self.fixed_pos is not None:
+            return k_cache[:, :, :self.fixed_pos + 1], v_cache[:, :, :self.fixed_pos + 1], None
+        return k_cache, v_cache, self.mask
+
     def _decode_layer(self, local: int, x: torch.Tensor, batch_start: int) -> torch.Tensor:
         w = self.shards[local]
         hidden = x.shape[-1]
         b = x.shape[0]
-        kl, g, d = self.kv_heads_local, self.group_size, self.head_dim
         qkv = F.linear(F.rms_norm(x, (hidden,), w.attn_norm, RMS_EPS), w.qkv)  # (b, (H + 2K) * D / t)
-        q, k, v = qkv.split([self.heads_local * d, kl * d, kl * d], dim=-1)
-        q = q.view(b, kl, g, d)  # query head kl*g + j reads KV head kl: GQA as g queries per KV head
+        q, k, v = self.split_decode_qkv(qkv)  # (b, H/t, D), (b, K/t, D), (b, K/t, D)
         k_cache = self.k_cache[local][batch_start:batch_start + b]  # (b, K/t, capacity, D)
         v_cache = self.v_cache[local][batch_start:batch_start + b]
         if self.fixed_pos is not None:
-            pos = self.fixed_pos
-            k_cache[:, :, pos].copy_(k.view(b, kl, d))
-            v_cache[:, :, pos].copy_(v.view(b, kl, d))
-            keys, values, mask = k_cache[:, :, :pos + 1], v_cache[:, :, :pos + 1], None
+            k_cache[:, :, self.fixed_pos].copy_(k)
+            v_cache[:, :, self.fixed_pos].copy_(v)
         else:
-            k_cache.index_copy_(2, self.pos_tensor, k.view(b, kl, 1, d))
-            v_cache.index_copy_(2, self.pos_tensor, v.view(b, kl, 1, d))
-            keys, values, mask = k_cache, v_cache, self.mask
-        if self.decode_attention == "matmul":
-            attn = _matmul_attention(q, keys, values, mask)
-        else:
-            attn = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (b, K/t, g, D)
-        x = x + self.allreduce(F.linear(attn.reshape(b, self.heads_local * d), w.o_proj))
+            k_cache.index_copy_(2, self.pos_tensor, k.unsqueeze(2))
+            v_cache.index_copy_(2, self.pos_tensor, v.unsqueeze(2))
+        keys, values, mask = self.decode_cache(local, batch_start, b)
+        attn = decode_attention(self.paths.decode, q, keys, values, mask)  # (b, H/t * D)
+        x = x + self.allreduce(F.linear(attn, w.o_proj))
         return x + self.allreduce(self._mlp(w, F.rms_norm(x, (hidden,), w.mlp_norm, RMS_EPS)))
 
     def _mlp(self, w: LayerShard, xn: torch.Tensor) -> torch.Tensor:
@@ -155,21 +153,22 @@ class StageModel:
             x = self._prefill_layer(local, x, batch_start)
         return x
 
+    def split_prefill_qkv(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(b, S, (H + 2K) * D / t) -> q (b, H/t, S, D), k (b, K/t, S, D), v (b, K/t, S, D): views."""
+        b, s = qkv.shape[:2]
+        kl, d = self.kv_heads_local, self.head_dim
+        q, k, v = qkv.split([self.heads_local * d, kl * d, kl * d], dim=-1)
+        return (q.view(b, s, self.heads_local, d).transpose(1, 2), k.view(b, s, kl, d).transpose(1, 2),
+                v.view(b, s, kl, d).transpose(1, 2))
+
     def _prefill_layer(self, local: int, x: torch.Tensor, batch_start: int) -> torch.Tensor:
         w = self.shards[local]
         b, s, hidden = x.shape
-        kl, d = self.kv_heads_local, self.head_dim
         qkv = F.linear(F.rms_norm(x, (hidden,), w.attn_norm, RMS_EPS), w.qkv)  # (b, S, (H + 2K) * D / t)
-        q, k, v = qkv.split([self.heads_local * d, kl * d, kl * d], dim=-1)
-        q = q.view(b, s, self.heads_local, d).transpose(1, 2)  # (b, H/t, S, D)
-        k = k.view(b, s, kl, d).transpose(1, 2)  # (b, K/t, S, D)
-        v = v.view(b, s, kl, d).transpose(1, 2)
+        q, k, v = self.split_prefill_qkv(qkv)  # (b, H/t, S, D), (b, K/t, S, D), (b, K/t, S, D)
         self.k_cache[local][batch_start:batch_start + b, :, :s].copy_(k)
         self.v_cache[local][batch_start:batch_start + b, :, :s].copy_(v)
-        if self.group_size > 1:
-            k = k.repeat_interleave(self.group_size, dim=1)  # (b, H/t, S, D)
-            v = v.repeat_interleave(self.group_size, dim=1)
-        attn = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (b, H/t, S, D)
-        attn = attn.transpose(1, 2).reshape(b, s, self.heads_local * d)
+        attn = prefill_attention(self.paths.prefill, q, k, v)  # (b, H/t, S, D)
+        attn = attn.transpose(1, 2).reshape(b, s, self.heads_local * self.head_dim)
         x = x + self.allreduce(F.linear(attn, w.o_proj))
         return x + self.allreduce(self._mlp(w, F.rms_norm(x, (hidden,), w.mlp_norm, RMS_EPS)))

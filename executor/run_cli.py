@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from executor.launch import STARTUP_MARGIN_S, check_before_launch, run_torchrun, torchrun_command
-from executor.worker import add_worker_arguments, choose_backend, default_timeout_s, resolve
+from executor.worker import add_worker_arguments, attention_request, choose_backend, default_timeout_s, resolve
 
 LAUNCH_OPTIONS = ("--nnodes", "--node-rank", "--rdzv-endpoint", "--rdzv-id", "--rdzv-backend",
                   "--master-addr", "--master-port")
@@ -34,7 +34,8 @@ def worker_args(args: argparse.Namespace) -> list[str]:
     for flag, value in (("--plan", args.plan), ("--json", args.json), ("--trace", args.trace),
                         ("--backend", args.backend), ("--fill", args.fill),
                         ("--dump-outputs", args.dump_outputs), ("--fault", args.fault),
-                        ("--sdpa-backend", args.sdpa_backend)):
+                        ("--sdpa-backend", args.sdpa_backend), ("--decode-attention", args.decode_attention),
+                        ("--prefill-attention", args.prefill_attention)):
         if value is not None:
             out += [flag, str(value)]
     if args.timeout_s is not None:
@@ -58,6 +59,7 @@ def torchrun_args(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     experiment, plan_name, plan = resolve(args)
     args.plan = plan_name
+    attention_request(args)  # a contradiction is bad input: refused before launch
     backend = choose_backend(args.backend)
     nproc = check_before_launch(plan, experiment.workload, args.nnodes, backend, args.fill)
     timeout_s = args.timeout_s if args.timeout_s is not None else default_timeout_s(backend)

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from executor.attention import AUTO, DECODE_PATHS, PREFILL_PATHS, AttentionChoice
+from executor.attention_choice import AttentionRequest, choose_attention, world_max
 from executor.checks import check_device_memory, check_plan_runs
 from executor.environment import collect_environment
 from executor.faults import parse_fault
@@ -76,6 +78,11 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sdpa-backend", choices=("auto", *SDPA_BACKENDS, "matmul"), default="auto",
                         help="restrict scaled_dot_product_attention to one kernel (default: PyTorch chooses); "
                              "matmul: decode attention as two batched GEMMs around a float32 softmax, no SDPA")
+    parser.add_argument("--decode-attention", choices=(AUTO, *DECODE_PATHS), default=AUTO,
+                        help="decode GQA path: auto (default) measures the candidates on this run's shape at "
+                             "start-up and runs the fastest; or one path (docs/executor.md)")
+    parser.add_argument("--prefill-attention", choices=(AUTO, *PREFILL_PATHS), default=AUTO,
+                        help="prefill GQA path: auto (default: measured at start-up), gqa or expand")
     parser.add_argument("--fault", default=None, metavar="KIND:RANK:STEP",
                         help="tests: kill:RANK:STEP or hang:RANK:STEP")
 
@@ -99,6 +106,18 @@ def attention_backend(name: str) -> contextlib.AbstractContextManager[Any]:
     return sdpa_kernel([getattr(SDPBackend, SDPA_BACKENDS[name])])
 
 
+def attention_request(args: argparse.Namespace) -> AttentionRequest:
+    """The attention paths asked for; ``--sdpa-backend matmul`` is the decode path ``matmul``."""
+    if args.sdpa_backend != "matmul":
+        pinned = args.sdpa_backend if args.sdpa_backend in SDPA_BACKENDS else None
+        return AttentionRequest(decode=args.decode_attention, prefill=args.prefill_attention, sdpa_kernel=pinned)
+    if args.decode_attention not in (AUTO, "matmul"):
+        raise LayerwiseError("--decode-attention",
+                             f"{args.decode_attention} contradicts --sdpa-backend matmul (the matmul decode path)")
+    return AttentionRequest(decode="matmul", prefill=args.prefill_attention,
+                            decode_source="--sdpa-backend")
+
+
 def resolve(args: argparse.Namespace) -> tuple[Experiment, str, Plan]:
     experiment = load_experiment(args.experiment, args.overrides)
     plan_name = args.plan or experiment.plan_names[0]
@@ -115,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         experiment, plan_name, plan = resolve(args)
         fault = parse_fault(args.fault)
+        attention_request(args)
         backend = choose_backend(args.backend)
         check_plan_runs(plan, experiment.workload, world_size, args.fill)
     except LayerwiseError as exc:
@@ -142,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         groups = build_groups(layout, timeout_s)
         run = _build_run(experiment, plan, layout, groups, device, fault, args)
         with attention_backend(args.sdpa_backend):
-            timings = _execute(run, args.trace, args.fill)
+            timings = _execute(run, args.trace, args.fill, attention_request(args))
         _report(run, experiment, plan_name, plan, timings, backend, args)
     except Exception as exc:  # a peer died or timed out, or a CUDA/NCCL error: one line, no results
         traceback.print_exc(file=sys.stderr)
@@ -174,7 +194,6 @@ def _build_run(experiment: Experiment, plan: Plan, layout: RankLayout, groups: A
         plan.model, stage.layers, stage.tp_degree, layout.tp_index, workload.seed, workload.batch_size,
         workload.kv_capacity_tokens, device, dtype,
         allreduce=tp_allreduce(groups.tp) if groups.tp is not None else no_allreduce,
-        decode_attention="matmul" if args.sdpa_backend == "matmul" else "sdpa",
     )
     run = RankRun(
         stage_model=stage_model, layout=layout, groups=groups, workload=workload, microbatches=plan.microbatches,
@@ -191,8 +210,13 @@ def _build_run(experiment: Experiment, plan: Plan, layout: RankLayout, groups: A
     return run
 
 
-def _execute(run: RankRun, trace: str | None, fill: str) -> RankTimings:
+def _execute(run: RankRun, trace: str | None, fill: str, request: AttentionRequest) -> RankTimings:
     workload = run.workload
+    prefill_len = workload.prompt_len if workload.phase == "prefill" else (
+        workload.context_len - 1 if fill == "prefill" else None)
+    run.activity.what = "measuring the attention paths"
+    choices = choose_attention(run.stage_model, workload, run.microbatch_size, prefill_len, run.use_graphs, request,
+                               world_max(run.device) if run.layout.world_size > 1 else None, workload.seed)
     if workload.phase == "decode" and fill == "prefill":
         prompt_len = workload.context_len - 1
         run_prefill_pass(run, prompt_len, prefill_input(run, prompt_len), run.dump)
@@ -216,6 +240,7 @@ def _execute(run: RankRun, trace: str | None, fill: str) -> RankTimings:
     payload = (b, h) if workload.phase == "decode" else (b, workload.prompt_len, h)
     timings.allreduce_s = time_allreduce_s(run, payload)
     timings.allreduces_per_iter = 2 * len(run.stage_model.layers) * run.microbatches if run.groups.tp else 0
+    timings.extra["attention"] = choices
     return timings
 
 
@@ -235,6 +260,7 @@ def _report(run: RankRun, experiment: Experiment, plan_name: str, plan: Plan, ti
     if layout.rank != 0:
         return
     workload = experiment.workload
+    attention: tuple[AttentionChoice, ...] = timings.extra.get("attention", ())
     extra = {
         "backend": backend,
         "cuda_graphs": run.use_graphs,
@@ -248,7 +274,7 @@ def _report(run: RankRun, experiment: Experiment, plan_name: str, plan: Plan, ti
     metrics = build_metrics(plan, workload, records, extra)
     result = RunResult(
         source="hardware", experiment=experiment.to_dict(), plan_name=plan_name, plan=plan.to_dict(),
-        metrics=metrics, environment=collect_environment(run.device, backend, layout.world_size),
+        metrics=metrics, environment=collect_environment(run.device, backend, layout.world_size, attention),
     )
     if args.json:
         write_result(args.json, result)

@@ -75,7 +75,8 @@ def _time_graph_s(calls: Sequence[Callable[[], object]], device: Device, repeats
                 call()
     torch.cuda.current_stream(device.torch_device).wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    # thread_local: an executor run times its attention paths with NCCL's watchdog thread alive.
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
         for call in calls:
             call()
     graph.replay()

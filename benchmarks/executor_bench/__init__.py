@@ -1,0 +1,1 @@
+"""The executor benchmark's parts: shapes, floors, the minimal reference, measurement, tables."""
