@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from executor.launch import STARTUP_MARGIN_S, check_before_launch, run_torchrun, torchrun_command
 from executor.worker import add_worker_arguments, attention_request, choose_backend, default_timeout_s, resolve
@@ -58,7 +59,10 @@ def torchrun_args(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     experiment, plan_name, plan = resolve(args)
-    args.plan = plan_name
+    if args.plan and args.plan.endswith(".json"):
+        args.plan = str(Path(args.plan).resolve())  # the workers read the same plan file
+    else:
+        args.plan = plan_name  # the workers resolve the same plan
     attention_request(args)  # a contradiction is bad input: refused before launch
     backend = choose_backend(args.backend)
     nproc = check_before_launch(plan, experiment.workload, args.nnodes, backend, args.fill)

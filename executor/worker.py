@@ -47,7 +47,7 @@ from executor.pipeline import (
 from topology.atomic_io import write_bytes_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, build_plan, load_experiment
-from topology.plan import Plan
+from topology.plan import Plan, load_plan_json
 from topology.results import RunResult, write_result
 
 BACKENDS = ("auto", "nccl", "gloo")
@@ -61,7 +61,8 @@ DEFAULT_TIMEOUT_CPU_S = 60.0
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by the worker and ``layerwise run`` (which passes them through)."""
     parser.add_argument("experiment", help="experiment YAML file (or a shipped experiment name)")
-    parser.add_argument("--plan", default=None, help="plan name in the experiment (default: the first)")
+    parser.add_argument("--plan", default=None,
+                        help="plan name in the experiment (default: the first), or a plan JSON file")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override an experiment entry by dotted path (repeatable)")
     parser.add_argument("--json", default=None, metavar="OUT", help="write the RunResult JSON here (rank 0)")
@@ -119,7 +120,15 @@ def attention_request(args: argparse.Namespace) -> AttentionRequest:
 
 
 def resolve(args: argparse.Namespace) -> tuple[Experiment, str, Plan]:
+    """The experiment and the plan to run: a plan of the experiment by name, or a plan JSON file
+    (``--plan best.plan.json``, as ``layerwise search --out`` writes) for the experiment's model."""
     experiment = load_experiment(args.experiment, args.overrides)
+    if args.plan and args.plan.endswith(".json"):
+        plan = load_plan_json(args.plan)
+        if plan.model != experiment.model:
+            raise LayerwiseError("--plan", f"{args.plan!r} is a plan for model {plan.model.name!r}, "
+                                           f"not the experiment's {experiment.model.name!r}")
+        return experiment, Path(args.plan).name.removesuffix(".json").removesuffix(".plan"), plan
     plan_name = args.plan or experiment.plan_names[0]
     return experiment, plan_name, build_plan(experiment, plan_name)
 

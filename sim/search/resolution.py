@@ -3,53 +3,50 @@
 from __future__ import annotations
 
 from sim.search.result import Candidate
-from topology.accuracy import COMPONENT_WORDS, RegimeError
-
-MEASUREMENT_OF = {
-    "kernels": "a calibration profile of this GPU (`layerwise calibrate`) and runs to validate it",
-    "allreduce": "all-reduce at the plans' TP degrees (`layerwise calibrate` on a node with that many GPUs)",
-    "p2p": "point-to-point sends between GPUs of one node (`layerwise calibrate` on 2+ GPUs)",
-    "cross-node": "sends and all-reduces across nodes (not measured by `layerwise calibrate`, which runs on one node)",
-}
+from topology.accuracy import COMPONENTS, RegimeError
 
 
 def _interval(candidate: Candidate, band: RegimeError | None) -> tuple[float, float]:
+    """The prediction with the band it has earned (none where a part of it is unvalidated)."""
     value = candidate.prediction.tokens_per_s
     half = band.mape if band is not None and not candidate.unvalidated else 0.0
     return value * (1 - half), value * (1 + half)
 
 
+def _measurement(component: str, plans: list[Candidate]) -> str:
+    if component == "kernels":
+        return "this GPU's kernels (`layerwise calibrate`, then `layerwise validate` on measured runs)"
+    if component == "allreduce":
+        degrees = sorted({s.tp_degree for c in plans for s in c.plan.stages if s.tp_degree > 1})
+        return f"all-reduce over {' and '.join(str(d) for d in degrees)} GPUs (`layerwise calibrate` on such a node)"
+    if component == "p2p":
+        return "point-to-point sends inside a node (`layerwise calibrate` on 2 or more GPUs)"
+    return "transfers across nodes (two nodes; `layerwise calibrate` measures one)"
+
+
 def resolution_statement(ranked: list[Candidate], band: RegimeError | None) -> str:
-    """One paragraph: is #1 ahead beyond the error it has earned, and which measurement would settle it."""
+    """Is #1 ahead by more than the error it has earned, and which measurement would settle it."""
     if len(ranked) < 2:
         return "Only one plan meets the limits."
     best, second = ranked[0], ranked[1]
     lead = best.prediction.tokens_per_s / second.prediction.tokens_per_s - 1
-    low_best, _ = _interval(best, band)
+    low_best = _interval(best, band)[0]
     overlapping = [c for c in ranked[1:] if _interval(c, band)[1] >= low_best]
-    unvalidated = sorted({u for c in [best, *overlapping[:1]] for u in c.unvalidated},
-                         key=list(COMPONENT_WORDS).index)
-    differing = sorted({u for c in [best, second] for u in c.components}
-                       - (set(best.components) & set(second.components)), key=list(COMPONENT_WORDS).index)
-    parts = []
+    top = [best, *(overlapping or [second])]
+    unvalidated = [c for c in COMPONENTS if any(c in p.unvalidated for p in top)]
     if band is None:
-        parts.append(f"#1 leads #2 by {lead:.1%} on unvalidated parameters: no held-out error band covers this "
-                     "prediction, so the simulator does not settle the ranking.")
+        head = (f"#1 leads #2 by {lead:.1%}, but no held-out error band covers these predictions, so the simulator "
+                "does not settle the ranking.")
     elif overlapping:
         names = ", ".join(f"#{ranked.index(c) + 1}" for c in overlapping)
-        parts.append(f"The simulator does not resolve #1 against {names}: their predictions lie within the "
-                     f"±{band.mape:.1%} held-out {band.regime} band of each other.")
+        head = (f"The simulator does not resolve #1 against {names}: they lie within the ±{band.mape:.1%} "
+                f"held-out {band.regime} band of each other.")
     elif unvalidated:
-        parts.append(f"#1 leads #2 by {lead:.1%}, beyond the ±{band.mape:.1%} band of the validated parts, "
-                     "but the lead rests on parts no run has validated.")
+        head = (f"#1 leads #2 by {lead:.1%}, beyond the ±{band.mape:.1%} {band.regime} band, but the lead rests "
+                "on parts no run has validated.")
     else:
-        parts.append(f"The simulator resolves the top: #1 leads #2 by {lead:.1%}, outside the ±{band.mape:.1%} "
-                     f"held-out {band.regime} band.")
-        return " ".join(parts)
-    needs = [c for c in (differing or unvalidated) if c in unvalidated] or unvalidated
-    if needs:
-        parts.append("Measuring " + "; ".join(MEASUREMENT_OF[c] for c in needs) + " would resolve it, "
-                     "as would running the top plans on the target GPUs (`layerwise search ... --confirm K`).")
-    else:
-        parts.append("Running the top plans on the target GPUs (`layerwise search ... --confirm K`) would resolve it.")
-    return " ".join(parts)
+        return (f"The simulator resolves the top: #1 leads #2 by {lead:.1%}, outside the ±{band.mape:.1%} held-out "
+                f"{band.regime} band.")
+    measure = "; ".join(_measurement(c, top) for c in unvalidated)
+    tail = f" Measuring {measure} would settle it" if measure else " It would be settled"
+    return f"{head}{tail}, as would running the top plans (`layerwise search ... --confirm K` on the target GPUs)."

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from sim.search.dp import Scored
 from topology.accuracy import RegimeError
@@ -71,6 +72,7 @@ class SearchResult:
     model: str
     cluster: str
     phase: str
+    tokens_per_iteration: int  # decode: the batch; prefill: batch x prompt
     regime: str  # topology.accuracy.regime_of the workload
     options: SearchOptions
     space_size: int  # layouts in the space (HBM fit not checked)
@@ -86,3 +88,49 @@ class SearchResult:
     @property
     def best(self) -> Candidate:
         return self.ranked[0]
+
+
+def _prediction_dict(prediction: Prediction | None) -> dict[str, Any] | None:
+    return None if prediction is None else asdict(prediction)
+
+
+def candidate_to_dict(candidate: Candidate, best_tokens_per_s: float) -> dict[str, Any]:
+    p = candidate.prediction
+    return {
+        "origin": candidate.origin,
+        "layout": asdict(candidate.layout),
+        "describe": candidate.layout.describe(),
+        "gpus": candidate.gpus,
+        "tokens_per_s": p.tokens_per_s,
+        "tokens_per_s_per_gpu": candidate.tokens_per_s_per_gpu,
+        "gap_to_best": 1.0 - p.tokens_per_s / best_tokens_per_s,
+        "twin": {"cycle_s": candidate.scored.cycle_s, "bottleneck_s": candidate.scored.bottleneck_s,
+                 **asdict(candidate.twin)},
+        "events": _prediction_dict(candidate.events),
+        "ties": candidate.ties,
+        "components": list(candidate.components),
+        "unvalidated": list(candidate.unvalidated),
+        "plan": candidate.plan.to_dict(),
+    }
+
+
+def search_result_to_dict(result: SearchResult) -> dict[str, Any]:
+    best = result.best.prediction.tokens_per_s
+    return {
+        "schema_version": SEARCH_SCHEMA_VERSION,
+        "experiment": result.experiment,
+        "model": result.model,
+        "cluster": result.cluster,
+        "phase": result.phase,
+        "tokens_per_iteration": result.tokens_per_iteration,
+        "regime": result.regime,
+        "options": asdict(result.options),
+        "parameters": result.parameters,
+        "space_size": result.space_size,
+        "states_visited": result.states_visited,
+        "band": result.band.to_dict() if result.band is not None else None,
+        "resolution": result.resolution,
+        "ranked": [candidate_to_dict(c, best) for c in result.ranked],
+        "over_limits": [candidate_to_dict(c, best) for c in result.over_limits],
+        "wall_s": result.wall_s,
+    }

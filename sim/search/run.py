@@ -197,7 +197,8 @@ def search_plans(experiment: Experiment, profile: HardwareProfile | None = None,
     scored = {id(s): s for s in [*seeds, *best]}
     return SearchResult(
         experiment=experiment.name, model=experiment.model.name, cluster=experiment.cluster.name,
-        phase=experiment.workload.phase, regime=context.regime, options=options,
+        phase=experiment.workload.phase, tokens_per_iteration=experiment.workload.tokens_per_iteration,
+        regime=context.regime, options=options,
         space_size=count_layouts(experiment.model, experiment.cluster, experiment.workload, context.max_gpus),
         states_visited=states[0], ranked=tuple(ranked), over_limits=tuple(over), scored=tuple(scored.values()),
         band=context.band, resolution=resolution_statement(ranked, context.band),
