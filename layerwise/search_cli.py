@@ -20,7 +20,7 @@ from pathlib import Path
 from sim.search.result import SearchOptions, SearchResult, search_result_to_dict
 from sim.search.run import search_plans
 from topology.accuracy import COMPONENT_WORDS
-from topology.atomic_io import write_text_atomic
+from topology.atomic_io import check_output_path, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import load_experiment
 from topology.format import format_seconds, render_table
@@ -124,14 +124,8 @@ def render_search(result: SearchResult) -> str:
 
 def _check_outputs(args: argparse.Namespace, plot_path: str | None) -> None:
     for field, value in (("--json", args.json_out), ("--out", args.out), ("--plot", plot_path)):
-        if value is None:
-            continue
-        path = Path(value)
-        if path.is_dir():
-            raise LayerwiseError(field, f"{value!r} is a folder, not a file")
-        parent = path.parent if str(path.parent) else Path(".")
-        if parent.exists() and not os.access(parent, os.W_OK):
-            raise LayerwiseError(field, f"cannot write into {str(parent)!r}")
+        if value is not None:
+            check_output_path(value, field)
 
 
 def run(args: argparse.Namespace) -> int:

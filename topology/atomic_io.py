@@ -50,3 +50,29 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def check_output_path(path: str | Path, field: str) -> None:
+    """Before any work: fail with one line naming ``field`` if ``path`` cannot be written as a file.
+
+    Creates the missing folders and a probe file, then removes what it created, so a later
+    atomic write will succeed (barring a full disk) and nothing is left behind now.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise LayerwiseError(field, f"{str(target)!r} is a folder, not a file")
+    created: list[Path] = []
+    folder = target.parent
+    try:
+        missing = [p for p in (folder, *folder.parents) if not p.exists()]
+        for directory in reversed(missing):
+            directory.mkdir()
+            created.append(directory)
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise LayerwiseError(field, f"cannot write {str(target)!r}: {exc.strerror or exc}") from None
+    finally:
+        for directory in reversed(created):
+            directory.rmdir()

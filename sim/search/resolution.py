@@ -42,11 +42,13 @@ def resolution_statement(ranked: list[Candidate], band: RegimeError | None) -> s
         head = (f"The simulator does not resolve #1 against {names}: they lie within the ±{band.mape:.1%} "
                 f"held-out {band.regime} band of each other.")
     elif unvalidated:
-        head = (f"#1 leads #2 by {lead:.1%}, beyond the ±{band.mape:.1%} {band.regime} band, but the lead rests "
-                "on parts no run has validated.")
+        head = (f"#1 leads #2 by {lead:.1%}; the ±{band.mape:.1%} held-out {band.regime} band covers only what its "
+                "runs exercised, and these predictions also rest on parts no run has validated.")
     else:
         return (f"The simulator resolves the top: #1 leads #2 by {lead:.1%}, outside the ±{band.mape:.1%} held-out "
                 f"{band.regime} band.")
+    run_them = "running the top plans (`layerwise search ... --confirm K` on the target GPUs)"
+    if not unvalidated:
+        return f"{head} {run_them[0].upper()}{run_them[1:]} would settle it."
     measure = "; ".join(_measurement(c, top) for c in unvalidated)
-    tail = f" Measuring {measure} would settle it" if measure else " It would be settled"
-    return f"{head}{tail}, as would running the top plans (`layerwise search ... --confirm K` on the target GPUs)."
+    return f"{head} Measuring {measure} would settle it, as would {run_them}."

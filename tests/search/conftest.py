@@ -1,0 +1,1 @@
+"""The search tests import their small cases from search_cases.py."""
