@@ -57,7 +57,9 @@ def _check_folder_takes_files(folder: Path, option: str, shown: str) -> None:
     try:
         fd, probe = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=existing)
     except OSError as exc:
-        raise LayerwiseError(option, f"cannot write {shown!r}: {exc.strerror or exc}") from None
+        raise LayerwiseError(
+            option, f"cannot write {shown!r}: no file can be made in {str(existing)!r} ({exc.strerror or exc})"
+        ) from None
     os.close(fd)
     Path(probe).unlink(missing_ok=True)
 
