@@ -43,6 +43,7 @@ from topology.workload import Workload, check_positive_int, workload_from_dict
 
 TOP_LEVEL_KEYS = {"name", "description", "model", "cluster", "workload", "plan", "plans", "profile",
                   "paper_claims_tokens_per_s"}
+TEXT_PLAN_ARGS = ("capacity", "counts")  # every other partitioner argument is a count
 PLAN_ARGS = {
     "tp-pp": {"tp", "pp", "microbatches"},
     "cache-fit": {"capacity", "counts", "microbatches", "num_devices"},
@@ -228,6 +229,9 @@ def _check_plan_spec(name: str, spec: Any) -> None:
         for key in ("tp", "pp"):
             if key not in spec:
                 raise LayerwiseError(f"{where}.{key}", "missing")
+    for key, value in spec.items():
+        if key not in ("partitioner", *TEXT_PLAN_ARGS):
+            check_positive_int(f"{where}.{key}", value)  # counts: checked here, before any plan is built
 
 
 def build_plan(experiment: Experiment, plan_name: str) -> Plan:
@@ -246,7 +250,7 @@ def build_plan(experiment: Experiment, plan_name: str) -> Plan:
         return plan
     partitioner = spec.pop("partitioner")
     args: dict[str, Any] = {
-        key: value if key in ("capacity", "counts") else _int_arg(f"plans.{plan_name}.{key}", value)
+        key: value if key in TEXT_PLAN_ARGS else _int_arg(f"plans.{plan_name}.{key}", value)
         for key, value in spec.items()
     }
     m, c, w = experiment.model, experiment.cluster, experiment.workload

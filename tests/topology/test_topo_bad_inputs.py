@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from topology.errors import LayerwiseError
-from topology.experiment import apply_overrides, build_plan, experiment_from_dict, load_experiment
+from topology.experiment import apply_overrides, experiment_from_dict, load_experiment
 from topology.workload import Workload, workload_from_dict
 
 TINY: dict[str, Any] = {
@@ -31,8 +31,8 @@ def error_of(fn: Any, *args: Any, **kwargs: Any) -> LayerwiseError:
 @pytest.mark.parametrize("microbatches", [0, -2])
 def test_zero_or_negative_microbatches_is_named_not_a_zero_division(partitioner: dict[str, Any],
                                                                     microbatches: int) -> None:
-    experiment = experiment_from_dict({**TINY, "plans": {"a": {**partitioner, "microbatches": microbatches}}})
-    err = error_of(build_plan, experiment, "a")
+    raw = {**TINY, "plans": {"a": {**partitioner, "microbatches": microbatches}}}
+    err = error_of(experiment_from_dict, raw)  # refused as the file is read, before any plan is built
     assert err.field == "plans.a.microbatches" and f"got {microbatches}" in err.message
 
 
