@@ -76,3 +76,18 @@ def test_an_override_into_a_missing_plan_names_the_plans() -> None:
     whole = apply_overrides(TINY, ["plans.b={partitioner: tp-pp, tp: 2, pp: 1}", "plans.a.microbatches=1"])
     assert whole["plans"]["b"] == {"partitioner": "tp-pp", "tp": 2, "pp": 1}
     assert whole["plans"]["a"]["microbatches"] == 1
+
+
+def test_absurd_sizes_are_refused_not_left_to_run() -> None:
+    # found by the fuzz (benchmarks/bench_fuzz.py): a million layers, or a million GPUs on a node, ran for minutes
+    inline = {"num_layers": 10**6, "hidden_size": 64, "num_heads": 4, "num_kv_heads": 2, "head_dim": 16,
+              "mlp_hidden_size": 128, "gated_mlp": True, "vocab_size": 256, "dtype_bytes": 4}
+    err = error_of(experiment_from_dict, {**TINY, "model": inline})
+    assert err.field == "model.num_layers" and "1,000,000 is more than this tool plans for (1,024" in err.message
+    assert experiment_from_dict({**TINY, "model": {**inline, "num_layers": 1024}}).model.num_layers == 1024
+    one_node = {"nodes": 1, "gpus_per_node": 10**6, "gpu": "h100-sxm", "intra_node_link": "nvlink4"}
+    err = error_of(experiment_from_dict, {**TINY, "cluster": one_node})
+    assert err.field == "cluster.gpus_per_node"
+    assert "1,000,000 GPUs, more than this tool builds (131,072)" in err.message
+    two_nodes = {**one_node, "nodes": 2, "gpus_per_node": 65_537, "inter_node_link": "ib-ndr-400"}
+    assert error_of(experiment_from_dict, {**TINY, "cluster": two_nodes}).field == "cluster.nodes"
