@@ -13,7 +13,7 @@ import pytest
 from fuzz_cases import ACCEPTED, Case, cases, run_case
 from hypothesis import HealthCheck, given, settings
 
-CI_EXAMPLES = 150
+CI_EXAMPLES = 300
 
 
 @settings(max_examples=CI_EXAMPLES, deadline=None, derandomize=True, database=None,
