@@ -4,6 +4,8 @@
 then runs ``python -m torch.distributed.run --nproc-per-node N -m executor ...`` with
 ``NCCL_NVLS_ENABLE=0`` and ``TORCH_SYMM_MEM_DISABLE_MULTICAST=1`` unless already set. A
 wall-clock backstop (the rank timeout plus a start-up margin) ends a run that hangs anyway.
+SIGINT or SIGTERM to the launcher ends torchrun and every worker (each in a session of its
+own) and waits until all are gone, then raises :class:`RunInterrupted`.
 """
 
 from __future__ import annotations
@@ -13,24 +15,62 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from types import FrameType, TracebackType
 
 from executor.checks import check_plan_runs
 from executor.faults import KILL_EXIT_CODE
 from executor.layout import stage_rank_groups
+from executor.process_tree import end_process_tree
 from topology.errors import LayerwiseError
 from topology.plan import Plan
 
 LAUNCH_ENV_DEFAULTS = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "OMP_NUM_THREADS": "1"}
 STARTUP_MARGIN_S = 180.0
+STOP_GRACE_S = 15.0  # SIGTERM, then this long before SIGKILL (torchrun itself gives workers 30 s)
 TAIL_LINES = 200
 MAX_ERROR_CHARS = 300
 FAILURE_EXIT_CODE = 3  # a worker that reported its failure (executor.worker)
 USER_ERROR_EXIT_CODE = 2
 _ROOT_RANK = re.compile(r"^\s*rank\s*:\s*(\d+)")
 _ROOT_EXIT = re.compile(r"^\s*exitcode\s*:\s*(-?\d+)")
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM reached the launcher; torchrun and its workers have been ended."""
+
+    def __init__(self, signum: int, processes_ended: int) -> None:
+        self.signum = signum
+        self.processes_ended = processes_ended
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+
+class SignalLatch:
+    """While entered (in the main thread), SIGINT and SIGTERM are recorded instead of acting."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _record(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        if self.signum is None:
+            self.signum = signum
+
+    def __enter__(self) -> SignalLatch:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._record) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -124,34 +164,34 @@ def run_torchrun(plan: Plan, command: list[str], timeout_s: float, quiet: bool =
     started = time.perf_counter()
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     first_errors: list[str] = []
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=launch_env(), start_new_session=True, bufsize=1)
-    deadline = started + timeout_s
-    timed_out = False
-    assert process.stdout is not None
-    os.set_blocking(process.stdout.fileno(), False)
-    while True:
-        line = process.stdout.readline()
-        if line:
-            text = line.rstrip("\n")
-            tail.append(text)
-            if text.startswith(("executor: error:", "executor: failed:")):
-                first_errors.append(text)
-            if not quiet:
-                print(text, flush=True)
-            continue
-        if process.poll() is not None:
-            break
-        if time.perf_counter() > deadline:
-            timed_out = True
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            break
-        time.sleep(0.05)
+    with SignalLatch() as latch:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env=launch_env(), start_new_session=True, bufsize=1)
+        deadline = started + timeout_s
+        timed_out = False
+        assert process.stdout is not None
+        os.set_blocking(process.stdout.fileno(), False)
+        while True:
+            if latch.signum is not None:  # Ctrl-C or SIGTERM: end every process of the run, then say so
+                ended = end_process_tree(process, STOP_GRACE_S)
+                process.stdout.close()
+                raise RunInterrupted(latch.signum, ended)
+            line = process.stdout.readline()
+            if line:
+                text = line.rstrip("\n")
+                tail.append(text)
+                if text.startswith(("executor: error:", "executor: failed:")):
+                    first_errors.append(text)
+                if not quiet:
+                    print(text, flush=True)
+                continue
+            if process.poll() is not None:
+                break
+            if time.perf_counter() > deadline:
+                timed_out = True
+                end_process_tree(process, STOP_GRACE_S)
+                break
+            time.sleep(0.05)
     rest = process.stdout.read() or ""
     for text in rest.splitlines():
         tail.append(text)

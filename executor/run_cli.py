@@ -3,6 +3,8 @@
 Starts one process per device of the plan on this host (``--nnodes``/``--node-rank``/
 ``--rdzv-endpoint`` pass through to torchrun for several nodes), streams their output, and on
 failure prints one line and exits non-zero (2 for bad input found before launch, 1 otherwise).
+Output paths (``--json``, ``--trace``, ``--dump-outputs``) are checked before launch. SIGINT or
+SIGTERM ends torchrun and every worker, waits for them, and exits 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -11,8 +13,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from executor.launch import STARTUP_MARGIN_S, check_before_launch, run_torchrun, torchrun_command
-from executor.worker import add_worker_arguments, attention_request, choose_backend, default_timeout_s, resolve
+from executor.launch import (
+    STARTUP_MARGIN_S,
+    RunInterrupted,
+    check_before_launch,
+    run_torchrun,
+    torchrun_command,
+)
+from executor.worker import (
+    add_worker_arguments,
+    attention_request,
+    check_output_paths,
+    choose_backend,
+    default_timeout_s,
+    resolve,
+)
 
 LAUNCH_OPTIONS = ("--nnodes", "--node-rank", "--rdzv-endpoint", "--rdzv-id", "--rdzv-backend",
                   "--master-addr", "--master-port")
@@ -58,6 +73,7 @@ def torchrun_args(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_paths(args, rank=0, is_dump_rank=True)
     experiment, plan_name, plan = resolve(args)
     if args.plan and args.plan.endswith(".json"):
         args.plan = str(Path(args.plan).resolve())  # the workers read the same plan file
@@ -70,7 +86,12 @@ def run(args: argparse.Namespace) -> int:
     command = torchrun_command(nproc, worker_args(args), torchrun_args(args))
     print(f"layerwise run: {experiment.name}/{plan_name}: {plan.describe()} on {plan.num_devices} "
           f"{'GPUs' if backend == 'nccl' else 'CPU processes'} ({backend})", flush=True)
-    outcome = run_torchrun(plan, command, timeout_s + STARTUP_MARGIN_S)
+    try:
+        outcome = run_torchrun(plan, command, timeout_s + STARTUP_MARGIN_S)
+    except RunInterrupted as stop:
+        print(f"layerwise run: {stop}: ended torchrun and its workers ({stop.processes_ended} processes), "
+              f"no result written", file=sys.stderr, flush=True)
+        return 128 + stop.signum
     if outcome.returncode != 0:
         print(f"layerwise run: {outcome.error}", file=sys.stderr, flush=True)
         return 1

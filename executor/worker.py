@@ -44,7 +44,7 @@ from executor.pipeline import (
     run_prefill_pass,
     time_allreduce_s,
 )
-from topology.atomic_io import write_bytes_atomic
+from topology.atomic_io import check_output_file, write_bytes_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, build_plan, load_experiment
 from topology.plan import Plan, load_plan_json
@@ -86,6 +86,18 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
                         help="prefill GQA path: auto (default: measured at start-up), gqa or expand")
     parser.add_argument("--fault", default=None, metavar="KIND:RANK:STEP",
                         help="tests: kill:RANK:STEP or hang:RANK:STEP")
+
+
+def check_output_paths(args: argparse.Namespace, rank: int, is_dump_rank: bool) -> None:
+    """Before any work: the files this rank will write can be written (``--json``: rank 0;
+    ``--trace``: every rank, OUT with .rankN inserted; ``--dump-outputs``: the dumping rank)."""
+    if args.json is not None and rank == 0:
+        check_output_file(args.json, "--json")
+    if args.trace is not None:
+        trace = Path(args.trace)
+        check_output_file(trace.with_name(f"{trace.stem}.rank{rank}{trace.suffix or '.json'}"), "--trace")
+    if args.dump_outputs is not None and is_dump_rank:
+        check_output_file(args.dump_outputs, "--dump-outputs")
 
 
 def choose_backend(requested: str) -> str:
@@ -146,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         attention_request(args)
         backend = choose_backend(args.backend)
         check_plan_runs(plan, experiment.workload, world_size, args.fill)
+        layout = rank_layout(plan, rank)
+        check_output_paths(args, rank, layout.is_last_stage and layout.tp_index == 0)
     except LayerwiseError as exc:
         if rank == 0:  # the same on every rank: say it once
             print(f"executor: error: {exc}", file=sys.stderr, flush=True)
@@ -163,7 +177,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"executor: error: {exc}", file=sys.stderr, flush=True)
         return 2
     timeout_s = args.timeout_s if args.timeout_s is not None else default_timeout_s(backend)
-    layout = rank_layout(plan, rank)
     dist.init_process_group(backend, rank=rank, world_size=world_size, timeout=timedelta(seconds=timeout_s),
                             device_id=device if device.type == "cuda" else None)
     run: RankRun | None = None
@@ -174,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             timings = _execute(run, args.trace, args.fill, attention_request(args))
         _report(run, experiment, plan_name, plan, timings, backend, args)
     except Exception as exc:  # a peer died or timed out, or a CUDA/NCCL error: one line, no results
-        traceback.print_exc(file=sys.stderr)
+        if not isinstance(exc, LayerwiseError):  # e.g. a disk that filled up: its one line says it all
+            traceback.print_exc(file=sys.stderr)
         print(_failure_line(layout, run, exc), file=sys.stderr, flush=True)
         os._exit(FAILURE_EXIT_CODE)  # peers may be blocked; do not wait in destroy_process_group
     dist.destroy_process_group()

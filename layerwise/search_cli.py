@@ -20,7 +20,8 @@ from pathlib import Path
 from sim.search.result import SearchOptions, SearchResult, search_result_to_dict
 from sim.search.run import search_plans
 from topology.accuracy import COMPONENT_WORDS
-from topology.atomic_io import check_output_path, write_text_atomic
+from topology.arguments import positive_int
+from topology.atomic_io import check_output_file, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import load_experiment
 from topology.format import format_seconds, render_table
@@ -37,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override an experiment entry by dotted path (repeatable)")
     parser.add_argument("--profile", help="hardware profile JSON (overrides the experiment's)")
+    parser.add_argument("--force-profile", action="store_true",
+                        help="apply a profile measured on another GPU than the cluster's")
     parser.add_argument("--top", type=int, default=10, metavar="K", help="finalists the events re-rank (default 10)")
     parser.add_argument("--gpus", type=int, default=None, metavar="N", help="search on the first N GPUs only")
     parser.add_argument("--max-tpot-ms", type=float, default=None, help="decode: TPOT limit")
@@ -53,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the top K plans that fit this machine with the executor (torchrun)")
     parser.add_argument("--confirm-out", metavar="DIR", default=None,
                         help="folder for the confirmation runs (default: confirm-<experiment>/)")
-    parser.add_argument("--jobs", type=int, default=None, help="parallel processes for the event simulations")
+    parser.add_argument("--jobs", type=positive_int, default=None,
+                        help="parallel processes for the event simulations (default: all cores)")
 
 
 def _say(message: str) -> None:
@@ -125,12 +129,10 @@ def render_search(result: SearchResult) -> str:
 def _check_outputs(args: argparse.Namespace, plot_path: str | None) -> None:
     for field, value in (("--json", args.json_out), ("--out", args.out), ("--plot", plot_path)):
         if value is not None:
-            check_output_path(value, field)
+            check_output_file(value, field)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.jobs is not None and args.jobs < 1:
-        raise LayerwiseError("--jobs", f"must be >= 1, got {args.jobs}")
     if args.confirm < 0:
         raise LayerwiseError("--confirm", f"must be >= 0, got {args.confirm}")
     experiment = load_experiment(args.experiment, args.overrides)
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         load_profile(experiment.profile_path) if experiment.profile_path else None)
     started = time.perf_counter()
     result = search_plans(experiment, profile, _options(args), jobs=args.jobs or os.cpu_count() or 1,
-                          progress=_say)
+                          progress=_say, force_profile=args.force_profile)
     print(render_search(result))
     if args.json_out:
         write_text_atomic(args.json_out, json.dumps(search_result_to_dict(result), indent=2, sort_keys=True) + "\n")

@@ -21,20 +21,24 @@ from sim.metrics import build_metrics
 from sim.trace import write_trace
 from topology.experiment import Experiment, build_plan
 from topology.plan import Plan
-from topology.profile import HardwareProfile, load_profile
+from topology.profile import HardwareProfile, check_profile_for_cluster, load_profile
 from topology.results import Metrics, RunResult
 
 TRACE_ITERATIONS = 2  # measured iterations written to a trace (a whole run would be millions of slices)
 
 
 def resolve_inputs(
-    experiment: Experiment, plan_name: str, plan: Plan | None, profile: HardwareProfile | None
+    experiment: Experiment, plan_name: str, plan: Plan | None, profile: HardwareProfile | None,
+    force_profile: bool = False,
 ) -> tuple[Plan, HardwareProfile | None, CostModel]:
-    """The plan (built when not given), the profile (loaded when the experiment names one), the cost model."""
+    """The plan (built when not given), the profile (loaded when the experiment names one; refused
+    for a cluster of another GPU unless ``force_profile``), the cost model."""
     if plan is None:
         plan = build_plan(experiment, plan_name)
     if profile is None and experiment.profile_path:
         profile = load_profile(experiment.profile_path)
+    if profile is not None:
+        check_profile_for_cluster(profile, experiment.cluster, force_profile)
     return plan, profile, build_cost_model(experiment.cluster, profile, experiment.workload.cuda_graphs)
 
 
@@ -44,9 +48,10 @@ def simulate_plan(
     plan: Plan | None = None,
     profile: HardwareProfile | None = None,
     trace_path: str | None = None,
+    force_profile: bool = False,
 ) -> RunResult:
     """Simulate one plan of the experiment event by event (warmup, then measured iterations)."""
-    plan, profile, cost = resolve_inputs(experiment, plan_name, plan, profile)
+    plan, profile, cost = resolve_inputs(experiment, plan_name, plan, profile, force_profile)
     record = simulate_events(plan, experiment.workload, experiment.cluster, cost,
                              trace_iterations=TRACE_ITERATIONS if trace_path else 0)
     metrics = build_metrics(plan, experiment.workload, record)
@@ -63,10 +68,11 @@ def analytic_estimate(
     plan: Plan | None = None,
     profile: HardwareProfile | None = None,
     trace_path: str | None = None,
+    force_profile: bool = False,
 ) -> RunResult:
     """The closed-form twin: same cost functions, no contention (``trace_path`` is ignored)."""
     del trace_path  # a closed form has no timeline
-    plan, profile, cost = resolve_inputs(experiment, plan_name, plan, profile)
+    plan, profile, cost = resolve_inputs(experiment, plan_name, plan, profile, force_profile)
     metrics = analytic_metrics(plan, experiment.workload, experiment.cluster, cost)
     metrics.extra["sim_params"] = cost.params.to_dict()
     return _result(experiment, plan_name, plan, profile, metrics)

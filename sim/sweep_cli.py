@@ -2,9 +2,14 @@
 
 Each point is a list of ``--set``-style overrides (dotted keys, YAML values); every plan of
 the experiment (or only ``--plan``) is simulated at every point, in parallel over local
-cores, with a progress bar on stderr. One row per (point, plan): the grid values, the plan,
-the headline metrics, or the error when that point cannot run (e.g. the plan does not fit).
-``--out`` takes ``.csv`` or ``.json``; without it the rows are printed as a table.
+cores. One row per (point, plan): the grid values, the plan, the headline metrics, or the
+error when that point cannot run (e.g. the plan does not fit). ``--out`` takes ``.csv`` or
+``.json``; without it the rows are printed as a table, in grid order.
+
+Before any simulation, ``--out`` must be writable and every grid value must load (each value
+with the other keys at their first value), so a typo fails in a second. While it runs, stderr
+shows each point as it finishes (completion order) with the time left. A sweep with failed
+points writes all its rows, then says how many failed and why, and exits 1.
 """
 
 from __future__ import annotations
@@ -17,16 +22,22 @@ import json
 import multiprocessing
 import os
 import sys
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from sim.api import analytic_estimate, simulate_plan
-from topology.atomic_io import write_text_atomic
+from topology.arguments import positive_int
+from topology.atomic_io import check_output_file, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import load_experiment
 from topology.format import render_table
+from topology.profile import check_profile_for_cluster, load_profile
 
 METRIC_COLUMNS = ("tokens_per_s", "step_time_s", "tpot_s", "ttft_s", "paper_tpot_s", "dominant_cost", "l2_fit",
                   "events_per_batch", "error")
+FAILURES_SHOWN = 5  # failed points quoted on stderr; every one is in the rows
+FAILED_POINTS_EXIT_CODE = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,8 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a fixed override applied at every point")
     parser.add_argument("--plan", dest="plan_name", help="only this plan")
     parser.add_argument("--out", help="write rows to FILE.csv or FILE.json")
-    parser.add_argument("--jobs", type=int, default=None, help="parallel processes (default: all cores)")
+    parser.add_argument("--jobs", type=positive_int, default=None, help="parallel processes (default: all cores)")
     parser.add_argument("--analytic", action="store_true", help="use the closed-form twin (fast)")
+    parser.add_argument("--force-profile", action="store_true",
+                        help="use the experiment's profile even if it was measured on another GPU than the cluster's")
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
@@ -61,46 +74,97 @@ def grid_points(grid: list[tuple[str, list[str]]]) -> list[dict[str, str]]:
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(v for _, v in grid))]
 
 
-Task = tuple[str, list[str], dict[str, str], str, bool]  # (experiment, fixed overrides, point, plan, analytic)
+def _overrides(point: dict[str, str]) -> list[str]:
+    return [f"{key}={value}" for key, value in point.items()]
 
 
-def run_point(task: Task) -> dict[str, Any]:
-    experiment_name, fixed, point, plan_name, analytic = task
-    row: dict[str, Any] = {**point, "plan": plan_name}
+def check_grid_values(experiment_name: str, fixed: list[str], grid: list[tuple[str, list[str]]],
+                      force_profile: bool = False) -> None:
+    """Load the experiment at each grid value (the other keys at their first value): a value that
+    cannot load (``-1``, ``abc``, a plan that does not exist, a cluster of another GPU than the
+    profile's) is refused before any simulation."""
+    first = {key: values[0] for key, values in grid}
+    for key, values in grid:
+        for value in values:
+            try:
+                experiment = load_experiment(experiment_name, [*fixed, *_overrides({**first, key: value})])
+                if experiment.profile_path:
+                    check_profile_for_cluster(load_profile(experiment.profile_path), experiment.cluster, force_profile)
+            except LayerwiseError as exc:
+                raise LayerwiseError(f"--grid {key}={value}", str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Task:
+    """One (point, plan) of the sweep; ``index`` is its place in grid order."""
+
+    index: int
+    experiment: str
+    fixed: tuple[str, ...]
+    point: tuple[tuple[str, str], ...]
+    plan_name: str
+    analytic: bool
+    force_profile: bool
+
+
+def run_point(task: Task) -> tuple[int, dict[str, Any]]:
+    point = dict(task.point)
+    row: dict[str, Any] = {**point, "plan": task.plan_name}
     row.update({column: None for column in METRIC_COLUMNS})
     try:
-        experiment = load_experiment(experiment_name, [*fixed, *(f"{k}={v}" for k, v in point.items())])
-        result = (analytic_estimate if analytic else simulate_plan)(experiment, plan_name)
+        experiment = load_experiment(task.experiment, [*task.fixed, *_overrides(point)])
+        estimate = analytic_estimate if task.analytic else simulate_plan
+        result = estimate(experiment, task.plan_name, force_profile=task.force_profile)
     except LayerwiseError as exc:
         row["error"] = str(exc)
-        return row
+        return task.index, row
     m = result.metrics
     row.update(tokens_per_s=m.tokens_per_s, step_time_s=m.step_time_s, tpot_s=m.tpot_s, ttft_s=m.ttft_s,
                paper_tpot_s=m.paper_tpot_s, dominant_cost=m.extra["dominant_cost"],
                l2_fit=m.extra.get("l2_fit", ""), events_per_batch=m.extra["communication"]["events_per_batch"])
-    return row
+    return task.index, row
 
 
-def _progress(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // total
-    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
-    if done == total:
-        print(file=sys.stderr)
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds + 0.5), 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min {rest:02d} s"
 
 
-def run_tasks(tasks: list[Task], jobs: int) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def _point_label(row: dict[str, Any], keys: list[str]) -> str:
+    return " ".join(f"{key}={row[key]}" for key in keys) + f" plan={row['plan']}"
+
+
+def progress_line(done: int, total: int, elapsed_s: float, row: dict[str, Any], keys: list[str]) -> str:
+    """One finished point: count, share, time so far and left (at the pace so far), and its outcome."""
+    eta_s = elapsed_s / done * (total - done)
+    outcome = (f"failed: {row['error']}" if row["error"] is not None
+               else f"{row['tokens_per_s']:,.0f} tokens/s, step {row['step_time_s'] * 1e3:.3f} ms")
+    width = len(str(total))
+    return (f"[{done:>{width}}/{total}] {100 * done // total:3d}%  {_duration(elapsed_s)}, "
+            f"eta {_duration(eta_s)}  {_point_label(row, keys)}: {outcome}")
+
+
+def run_tasks(tasks: list[Task], jobs: int, keys: list[str]) -> list[dict[str, Any]]:
+    """Every task's row, in grid order; progress on stderr in completion order."""
+    rows: list[dict[str, Any] | None] = [None] * len(tasks)
+    started = time.perf_counter()
+
+    def finished(done: int, index: int, row: dict[str, Any]) -> None:
+        rows[index] = row
+        print(progress_line(done, len(tasks), time.perf_counter() - started, row, keys), file=sys.stderr,
+              flush=True)
+
     if jobs <= 1 or len(tasks) == 1:
-        for task in tasks:
-            rows.append(run_point(task))
-            _progress(len(rows), len(tasks))
-        return rows
-    with multiprocessing.get_context("fork" if sys.platform != "darwin" else "spawn").Pool(jobs) as pool:
-        for row in pool.imap(run_point, tasks):  # ordered: the output does not depend on scheduling
-            rows.append(row)
-            _progress(len(rows), len(tasks))
-    return rows
+        for done, task in enumerate(tasks, start=1):
+            finished(done, *run_point(task))
+    else:
+        context = multiprocessing.get_context("fork" if sys.platform != "darwin" else "spawn")
+        with context.Pool(min(jobs, len(tasks))) as pool:
+            for done, (index, row) in enumerate(pool.imap_unordered(run_point, tasks), start=1):
+                finished(done, index, row)
+    return [row for row in rows if row is not None]
 
 
 def rows_to_csv(rows: list[dict[str, Any]]) -> str:
@@ -111,17 +175,35 @@ def rows_to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def failure_report(rows: list[dict[str, Any]], keys: list[str]) -> list[str]:
+    """How many points failed and why (the first few), or nothing when none did."""
+    failed = [row for row in rows if row["error"] is not None]
+    if not failed:
+        return []
+    lines = [f"layerwise sweep: error: {len(failed)} of {len(rows)} points failed (each row holds its error):"]
+    lines += [f"  {_point_label(row, keys)}: {row['error']}" for row in failed[:FAILURES_SHOWN]]
+    if len(failed) > FAILURES_SHOWN:
+        lines.append(f"  ... and {len(failed) - FAILURES_SHOWN} more")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     grid = parse_grid(args.grid)
+    if args.out:
+        if not args.out.endswith((".csv", ".json")):
+            raise LayerwiseError("--out", f"{args.out!r} must end in .csv or .json")
+        check_output_file(args.out, "--out")
     experiment = load_experiment(args.experiment, args.overrides)  # fail fast on a bad file or --set
     if args.plan_name and args.plan_name not in experiment.plan_specs:
         raise LayerwiseError("--plan", f"no plan {args.plan_name!r} (plans: {', '.join(experiment.plan_names)})")
-    if args.out and not args.out.endswith((".csv", ".json")):
-        raise LayerwiseError("--out", f"{args.out!r} must end in .csv or .json")
+    check_grid_values(args.experiment, list(args.overrides), grid, bool(args.force_profile))
     plans = [args.plan_name] if args.plan_name else experiment.plan_names
-    tasks: list[Task] = [(args.experiment, list(args.overrides), point, plan, bool(args.analytic))
-                         for point in grid_points(grid) for plan in plans]
-    rows = run_tasks(tasks, args.jobs or os.cpu_count() or 1)
+    points = grid_points(grid)
+    tasks = [Task(index, args.experiment, tuple(args.overrides), tuple(point.items()), plan, bool(args.analytic),
+                  bool(args.force_profile))
+             for index, (point, plan) in enumerate(itertools.product(points, plans))]
+    keys = [key for key, _ in grid]
+    rows = run_tasks(tasks, args.jobs or os.cpu_count() or 1, keys)
     if args.out:
         text = rows_to_csv(rows) if args.out.endswith(".csv") else json.dumps(rows, indent=2, sort_keys=True) + "\n"
         write_text_atomic(args.out, text)
@@ -130,4 +212,7 @@ def run(args: argparse.Namespace) -> int:
         headers = list(rows[0])
         print(render_table(headers, [["" if r[h] is None else (f"{r[h]:.6g}" if isinstance(r[h], float) else str(r[h]))
                                       for h in headers] for r in rows]))
-    return 0
+    failures = failure_report(rows, keys)
+    for line in failures:
+        print(line, file=sys.stderr)
+    return FAILED_POINTS_EXIT_CODE if failures else 0

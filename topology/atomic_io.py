@@ -1,7 +1,9 @@
 """Write files atomically: a reader sees the old file or the whole new one, never half.
 
 A path that cannot be written (a folder, no permission, a full disk) is a one-line
-:class:`LayerwiseError` naming the path, not a traceback.
+:class:`LayerwiseError` naming the path, not a traceback. Commands call
+:func:`check_output_file` / :func:`check_output_folder` on every output path *before* their
+work, so a bad ``--json``/``--out`` fails in a second, not after the run.
 """
 
 from __future__ import annotations
@@ -14,6 +16,52 @@ from pathlib import Path
 from typing import Any
 
 from topology.errors import LayerwiseError
+
+PROBE_PREFIX = ".layerwise-probe-"
+
+
+def check_output_file(path: str | Path, option: str) -> Path:
+    """Check, before any work, that ``path`` can be written as a file; return it.
+
+    The path must not be a folder, and its nearest existing folder must take a new file (tried
+    by creating and removing an empty probe file, since ``os.access`` says yes to root even on
+    ``/proc``). Missing folders in between are not made here (the write makes them).
+    Raises :class:`LayerwiseError` naming ``option`` (the flag, e.g. ``--json``) and the path.
+    """
+    target = Path(path)
+    if str(path).endswith(("/", os.sep)) or target.is_dir():
+        raise LayerwiseError(option, f"{str(path)!r} is a folder; give a file name")
+    if target.exists() and not target.is_file():
+        raise LayerwiseError(option, f"{str(path)!r} exists and is not a regular file")
+    _check_folder_takes_files(target.parent, option, str(path))
+    return target
+
+
+def check_output_folder(path: str | Path, option: str) -> Path:
+    """Check, before any work, that files can be written inside the folder ``path``; return it."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise LayerwiseError(option, f"{str(path)!r} is a file, not a folder")
+    _check_folder_takes_files(target, option, str(path))
+    return target
+
+
+def _check_folder_takes_files(folder: Path, option: str, shown: str) -> None:
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link: the write would fail the same way
+            raise LayerwiseError(option, f"cannot write {shown!r}: {str(existing)!r} is a broken link")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LayerwiseError(option, f"cannot write {shown!r}: {str(existing)!r} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=existing)
+    except OSError as exc:
+        raise LayerwiseError(
+            option, f"cannot write {shown!r}: no file can be made in {str(existing)!r} ({exc.strerror or exc})"
+        ) from None
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -30,6 +78,8 @@ def _umask() -> int:
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     target = Path(path)
+    if target.is_dir():  # os.replace onto a folder fails with EISDIR, or EBUSY for "."
+        raise LayerwiseError("output", f"cannot write {str(target)!r}: it is a folder")
     tmp_name: str | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -51,28 +101,3 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
-
-def check_output_path(path: str | Path, field: str) -> None:
-    """Before any work: fail with one line naming ``field`` if ``path`` cannot be written as a file.
-
-    Creates the missing folders and a probe file, then removes what it created, so a later
-    atomic write will succeed (barring a full disk) and nothing is left behind now.
-    """
-    target = Path(path)
-    if target.is_dir():
-        raise LayerwiseError(field, f"{str(target)!r} is a folder, not a file")
-    created: list[Path] = []
-    folder = target.parent
-    try:
-        missing = [p for p in (folder, *folder.parents) if not p.exists()]
-        for directory in reversed(missing):
-            directory.mkdir()
-            created.append(directory)
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise LayerwiseError(field, f"cannot write {str(target)!r}: {exc.strerror or exc}") from None
-    finally:
-        for directory in reversed(created):
-            directory.rmdir()

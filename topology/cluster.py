@@ -19,6 +19,9 @@ from topology.errors import LayerwiseError
 from topology.hardware import GPUSpec, LinkSpec, load_gpu, load_link
 
 NETWORK_SWITCH = "network"
+# A bound on what is built, so an absurd input (a million GPUs per node) is refused rather than
+# left to run: the cluster graph grows with the GPUs, and a plan search with it.
+MAX_CLUSTER_DEVICES = 131_072
 
 
 def device_name(index: int) -> str:
@@ -108,6 +111,12 @@ def build_cluster(
         raise LayerwiseError("cluster.gpus_per_node", f"must be >= 1, got {gpus_per_node}")
     if num_nodes > 1 and inter_node_link is None:
         raise LayerwiseError("cluster.inter_node_link", f"needed for {num_nodes} nodes")
+    if num_nodes * gpus_per_node > MAX_CLUSTER_DEVICES:
+        raise LayerwiseError(
+            "cluster.nodes" if num_nodes > 1 else "cluster.gpus_per_node",
+            f"{num_nodes:,} nodes x {gpus_per_node:,} GPUs = {num_nodes * gpus_per_node:,} GPUs, more than this "
+            f"tool builds ({MAX_CLUSTER_DEVICES:,})",
+        )
     graph = nx.Graph(name=name)
     if num_nodes > 1:
         graph.add_node(NETWORK_SWITCH, kind="switch")

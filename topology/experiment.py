@@ -39,10 +39,11 @@ from topology.partition import (
     partition_tp_pp,
 )
 from topology.plan import Plan, load_plan_json
-from topology.workload import Workload, workload_from_dict
+from topology.workload import Workload, check_positive_int, workload_from_dict
 
 TOP_LEVEL_KEYS = {"name", "description", "model", "cluster", "workload", "plan", "plans", "profile",
                   "paper_claims_tokens_per_s"}
+TEXT_PLAN_ARGS = ("capacity", "counts")  # every other partitioner argument is a count
 PLAN_ARGS = {
     "tp-pp": {"tp", "pp", "microbatches"},
     "cache-fit": {"capacity", "counts", "microbatches", "num_devices"},
@@ -110,6 +111,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             value = yaml.safe_load(text)
         except yaml.YAMLError:
             value = text
+        _check_plan_exists(result, parts, key.strip())
         node = result
         for part in parts[:-1]:
             child = node.get(part)
@@ -119,6 +121,18 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = child
         node[parts[-1]] = value
     return result
+
+
+def _check_plan_exists(raw: dict[str, Any], parts: list[str], key: str) -> None:
+    """``plans.NAME.arg=...`` changes an existing plan; it must not make a half plan ``NAME``."""
+    if len(parts) < 3 or parts[0] != "plans" or not isinstance(raw.get("plans"), dict):
+        return
+    if parts[1] not in raw["plans"]:
+        known = ", ".join(str(name) for name in raw["plans"]) or "none"
+        raise LayerwiseError(
+            key, f"no plan {parts[1]!r} to change (plans: {known}); to add a plan give it whole, "
+                 f"e.g. plans.{parts[1]}={{partitioner: tp-pp, tp: 1, pp: 1}}",
+        )
 
 
 def load_experiment(path_or_name: str, overrides: list[str] | None = None) -> Experiment:
@@ -215,6 +229,9 @@ def _check_plan_spec(name: str, spec: Any) -> None:
         for key in ("tp", "pp"):
             if key not in spec:
                 raise LayerwiseError(f"{where}.{key}", "missing")
+    for key, value in spec.items():
+        if key not in ("partitioner", *TEXT_PLAN_ARGS):
+            check_positive_int(f"{where}.{key}", value)  # counts: checked here, before any plan is built
 
 
 def build_plan(experiment: Experiment, plan_name: str) -> Plan:
@@ -233,7 +250,7 @@ def build_plan(experiment: Experiment, plan_name: str) -> Plan:
         return plan
     partitioner = spec.pop("partitioner")
     args: dict[str, Any] = {
-        key: value if key in ("capacity", "counts") else _int_arg(f"plans.{plan_name}.{key}", value)
+        key: value if key in TEXT_PLAN_ARGS else _int_arg(f"plans.{plan_name}.{key}", value)
         for key, value in spec.items()
     }
     m, c, w = experiment.model, experiment.cluster, experiment.workload
@@ -245,9 +262,9 @@ def build_plan(experiment: Experiment, plan_name: str) -> Plan:
 
 
 def _int_arg(field: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise LayerwiseError(field, f"must be an integer, got {value!r}")
-    return value
+    """tp, pp, microbatches, num_devices, max_devices: each a count, so >= 1."""
+    check_positive_int(field, value)
+    return int(value)
 
 
 def build_plans(experiment: Experiment) -> dict[str, Plan]:

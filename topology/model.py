@@ -8,6 +8,11 @@ from typing import Any
 from topology.datafile import load_preset, preset_names
 from topology.errors import LayerwiseError
 
+# A bound on what is planned, so an absurd input (a million layers) is refused rather than left
+# to run for hours: the optimal partitioner's search grows as layers squared. The deepest
+# shipped model (llama3-70b) has 80 layers.
+MAX_LAYERS = 1024
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -35,6 +40,9 @@ class ModelSpec:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise LayerwiseError(f"model.{key}", f"must be a positive integer, got {value!r}")
+        if self.num_layers > MAX_LAYERS:
+            raise LayerwiseError("model.num_layers", f"{self.num_layers:,} is more than this tool plans for "
+                                                     f"({MAX_LAYERS:,}; its partitioners grow as layers squared)")
         if self.num_heads % self.num_kv_heads:
             raise LayerwiseError(
                 "model.num_kv_heads",

@@ -7,14 +7,17 @@ import os
 import sys
 from pathlib import Path
 
-from topology.atomic_io import write_text_atomic
+from topology.atomic_io import check_output_file, check_output_folder, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, build_plan, experiment_from_dict, load_experiment
 from topology.format import format_bytes, render_table
 from topology.partition import PARTITIONERS
 from topology.plan import Plan
+from topology.workload import check_positive_int
 
 DEFAULT_EXPERIMENT = "seed-16xh100"
+PARTITIONER_FLAGS = {"tp": ("tp-pp",), "pp": ("tp-pp",), "capacity": ("cache-fit",), "counts": ("cache-fit",),
+                     "microbatches": ("tp-pp", "cache-fit", "optimal")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,10 +38,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="write the plan JSON here (a folder when several plans)")
 
 
+def _check_flags(args: argparse.Namespace) -> None:
+    """Flags that would be ignored are refused: a partitioner's arguments need that partitioner."""
+    for flag in ("batch", "context", "tp", "pp", "microbatches"):
+        if getattr(args, flag) is not None:
+            check_positive_int(f"--{flag}", getattr(args, flag))
+    for flag, partitioners in PARTITIONER_FLAGS.items():
+        if getattr(args, flag) is None:
+            continue
+        if args.partitioner is None:
+            raise LayerwiseError(
+                f"--{flag}", f"applies to an ad-hoc plan: give --partitioner {partitioners[0]} with --model and "
+                             f"--cluster (to change an experiment's plan: --set plans.NAME.{flag}=VALUE)")
+        if args.partitioner not in partitioners:
+            raise LayerwiseError(f"--{flag}", f"is not an argument of --partitioner {args.partitioner} "
+                                              f"(it applies to {', '.join(partitioners)})")
+
+
 def _experiment(args: argparse.Namespace) -> Experiment:
     ad_hoc = any(v is not None for v in (args.model, args.cluster, args.partitioner))
     if ad_hoc and args.experiment:
         raise LayerwiseError("experiment", "give an experiment file or --model/--cluster/--partitioner, not both")
+    _check_flags(args)
     if not ad_hoc:
         overrides = list(args.overrides)
         for key, value in (("workload.batch_size", args.batch), ("workload.context_len", args.context),
@@ -116,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     experiment = _experiment(args)
     names = [args.plan_name] if args.plan_name else experiment.plan_names
+    one_file = args.out is not None and len(names) == 1 and args.out.endswith(".json")
+    if args.out is not None:
+        (check_output_file if one_file else check_output_folder)(args.out, "--out")
     w = experiment.workload
     print(f"experiment {experiment.name}: {experiment.model.name} on {experiment.cluster.name}, "
           f"{w.phase} batch {w.batch_size}, context {w.context_len}, "
@@ -127,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         print(render_plan(name, plan))
     if args.out:
         out = Path(args.out)
-        if len(plans) == 1 and out.suffix == ".json":
+        if one_file:
             write_text_atomic(out, next(iter(plans.values())).to_json() + "\n")
             print(f"\nwrote {out}")
         else:

@@ -15,8 +15,10 @@ from typing import Any
 
 from topology.accuracy import RegimeError, regime_error_from_dict
 from topology.atomic_io import write_json_atomic
+from topology.cluster import Cluster
 from topology.datafile import load_json_file
 from topology.errors import LayerwiseError
+from topology.hardware import gpu_names, gpu_preset_for_device, load_gpu
 
 PROFILE_SCHEMA_VERSION = 1
 
@@ -143,3 +145,27 @@ def write_profile(path: str | Path, profile: HardwareProfile) -> Path:
 
 def load_profile(path: str | Path) -> HardwareProfile:
     return profile_from_dict(load_json_file(path, "profile"))
+
+
+def profile_gpu_model(gpu_name: str) -> str | None:
+    """The GPU data file's ``name`` (``H100-SXM5-80GB``) that a profile's ``gpu_name`` denotes:
+    that name itself, a preset file name (``h100-sxm``), or a device name as torch reports it
+    (``NVIDIA H100 80GB HBM3``, matched by the preset's ``device_name_contains``); None for
+    anything else (``cpu``, a made-up name)."""
+    for preset in gpu_names():
+        if gpu_name in (preset, load_gpu(preset).name):
+            return load_gpu(preset).name
+    device_preset = gpu_preset_for_device(gpu_name)
+    return load_gpu(device_preset).name if device_preset is not None else None
+
+
+def check_profile_for_cluster(profile: HardwareProfile, cluster: Cluster, force: bool = False) -> None:
+    """A profile holds one GPU's measurements: refuse it for a cluster of another GPU (naming
+    both) unless ``force`` (the command line's ``--force-profile``)."""
+    if force or profile_gpu_model(profile.gpu_name) == cluster.gpu.name:
+        return
+    raise LayerwiseError(
+        "profile",
+        f"measured on {profile.gpu_name!r}, but cluster {cluster.name!r} has {cluster.gpu.name} GPUs; "
+        f"a profile describes the GPU it was measured on (--force-profile applies it anyway)",
+    )

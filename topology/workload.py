@@ -33,8 +33,11 @@ class Workload:
     """One experiment's workload.
 
     prefill: ``batch_size`` prompts of ``prompt_len`` tokens each, one forward pass per
-    iteration. decode: ``batch_size`` sequences generating one token per step against a
-    KV cache holding ``context_len`` tokens (``context_growth="grow"``: one more per step).
+    iteration (``context_len`` is not read). decode: ``batch_size`` sequences generating one
+    token per step against a KV cache holding ``context_len`` tokens, the prompt included
+    (``context_growth="grow"``: one more per step); ``prompt_len`` is not read, and an
+    experiment file that gives a decode ``prompt_len`` above ``context_len`` is refused
+    (:func:`workload_from_dict`).
     """
 
     phase: str
@@ -55,9 +58,7 @@ class Workload:
                 "workload.context_growth", f"must be one of {CONTEXT_GROWTH}, got {self.context_growth!r}"
             )
         for key in ("batch_size", "prompt_len", "context_len", "measured_iters"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LayerwiseError(f"workload.{key}", f"must be a positive integer, got {value!r}")
+            check_positive_int(f"workload.{key}", getattr(self, key))
         if isinstance(self.warmup_iters, bool) or not isinstance(self.warmup_iters, int) or self.warmup_iters < 0:
             raise LayerwiseError("workload.warmup_iters", f"must be an integer >= 0, got {self.warmup_iters!r}")
 
@@ -75,6 +76,7 @@ class Workload:
 
     def token_shape(self, microbatches: int, iteration: int = 0) -> TokenShape:
         """The shape one microbatch presents to each layer at ``iteration``."""
+        check_positive_int("plan.microbatches", microbatches)
         if self.batch_size % microbatches:
             raise LayerwiseError(
                 "plan.microbatches",
@@ -95,7 +97,20 @@ class Workload:
         return asdict(self)
 
 
+def check_positive_int(field: str, value: Any) -> None:
+    """The one rule for counts and lengths: an integer >= 1 (not a bool, not a float)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LayerwiseError(field, f"must be a positive integer, got {value!r}")
+
+
 def workload_from_dict(raw: dict[str, Any]) -> Workload:
+    """A workload from an experiment file's mapping.
+
+    ``prompt_len`` and ``context_len`` default to each other; a bad value is named as the
+    field the file gave, never as the one defaulted from it. Decode reads ``context_len``
+    only, so a decode ``prompt_len`` above ``context_len`` (a prompt longer than the KV cache
+    it must fit in) is refused rather than silently ignored.
+    """
     known = {"phase", "batch_size", "prompt_len", "context_len", "context_growth", "cuda_graphs",
              "warmup_iters", "measured_iters", "seed"}
     unknown = sorted(set(raw) - known)
@@ -107,6 +122,17 @@ def workload_from_dict(raw: dict[str, Any]) -> Workload:
     values = dict(raw)
     if "prompt_len" not in values and "context_len" not in values:
         raise LayerwiseError("workload.context_len", "missing (give prompt_len or context_len)")
+    for key in ("batch_size", "context_len", "prompt_len"):
+        if key in values:
+            check_positive_int(f"workload.{key}", values[key])
+    given_both = "prompt_len" in values and "context_len" in values
+    if values["phase"] == "decode" and given_both and values["prompt_len"] > values["context_len"]:
+        raise LayerwiseError(
+            "workload.prompt_len",
+            f"{values['prompt_len']} exceeds context_len {values['context_len']}: decode runs against a KV cache "
+            f"of context_len tokens (the prompt included) and does not read prompt_len; "
+            f"give prompt_len <= context_len, or leave it out",
+        )
     values.setdefault("prompt_len", values.get("context_len"))
     values.setdefault("context_len", values.get("prompt_len"))
     if "cuda_graphs" in values and not isinstance(values["cuda_graphs"], bool):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from topology.atomic_io import write_json_atomic
+from topology.atomic_io import check_output_folder, write_json_atomic
 from topology.errors import LayerwiseError
 from topology.profile import HardwareProfile, load_profile, write_profile
 from validate.crossval import Validation, validate_measurements
@@ -116,7 +116,7 @@ def _summary_json(validation: Validation, fitted_path: Path) -> dict[str, object
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
+    out = check_output_folder(args.out, "--out")  # before any fit
     loaded = load_measurements(list(args.results))
     measurements = [m for m in loaded if m.kernel_ablation is None]
     excluded = tuple(f"`{m.key}` ({m.kernel_ablation})" for m in loaded if m.kernel_ablation is not None)

@@ -27,6 +27,7 @@ from executor.calibrate.l2 import measure_l2
 from executor.calibrate.launch import measure_launch
 from executor.calibrate.summary import summary_table
 from executor.calibrate.timing import Device
+from topology.atomic_io import check_output_file
 from topology.errors import LayerwiseError
 from topology.model import load_model, model_names
 from topology.profile import HardwareProfile, load_profile, write_profile
@@ -160,7 +161,18 @@ def _plot(profile: HardwareProfile, profile_path: Path) -> Path | None:
         return None
     return plot_profile(profile, profile_path.with_suffix(".png"))
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Before any measurement: the profile and its plot can be written."""
+    if args.plot_only:
+        check_output_file(Path(args.plot_only).with_suffix(".png"), "--plot-only")
+        return
+    check_output_file(args.out, "--out")
+    if args.plot:
+        check_output_file(Path(args.out).with_suffix(".png"), "--plot")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args)
     if args.plot_only:
         path = Path(args.plot_only)
         png = _plot(load_profile(path), path)

@@ -26,7 +26,7 @@ from topology.errors import LayerwiseError
 from topology.experiment import Experiment, build_plan
 from topology.partition.space import Layout, count_layouts, layout_of_plan, microbatch_choices, plan_of_layout
 from topology.plan import Plan
-from topology.profile import HardwareProfile
+from topology.profile import HardwareProfile, check_profile_for_cluster
 from topology.results import RunResult
 
 OPTIMAL = "optimal"  # the partitioner name of every plan the search returns
@@ -70,8 +70,8 @@ def _events_prediction(result: RunResult) -> Prediction:
 
 
 def _simulate(job: tuple[Experiment, Plan, HardwareProfile | None]) -> Prediction:
-    experiment, plan, profile = job
-    return _events_prediction(simulate_plan(experiment, "search", plan=plan, profile=profile))
+    experiment, plan, profile = job  # the profile was checked against the cluster (or forced) once, up front
+    return _events_prediction(simulate_plan(experiment, "search", plan=plan, profile=profile, force_profile=True))
 
 
 class _Context:
@@ -157,11 +157,14 @@ def _within_limits(candidate: Candidate, options: SearchOptions) -> bool:
 
 def search_plans(experiment: Experiment, profile: HardwareProfile | None = None,
                  options: SearchOptions | None = None, jobs: int = 1,
-                 progress: Progress | None = None) -> SearchResult:
-    """Search the experiment's space; see the module docstring."""
+                 progress: Progress | None = None, force_profile: bool = False) -> SearchResult:
+    """Search the experiment's space; see the module docstring. A profile of another GPU than the
+    cluster's is refused unless ``force_profile``."""
     started = time.perf_counter()
     options = options or SearchOptions()
     check_options(experiment, options)
+    if profile is not None:
+        check_profile_for_cluster(profile, experiment.cluster, force_profile)
     say = progress or (lambda message: None)
     context = _Context(experiment, profile, options)
     seeds = _family_seeds(context)

@@ -35,7 +35,9 @@ def toy_raw(plans: dict[str, Any], workload: dict[str, Any] | None = None,
 
 
 def toy_profile(**overrides: float) -> HardwareProfile:
-    return HardwareProfile(gpu_name="toy", gpu_count=2, params=ProfileParams(sim_params={**HAND_PARAMS, **overrides}))
+    # named for the toy cluster's GPU data file (h100-sxm): a profile of another GPU is refused
+    return HardwareProfile(gpu_name="H100-SXM5-80GB", gpu_count=2,
+                           params=ProfileParams(sim_params={**HAND_PARAMS, **overrides}))
 
 
 def toy_experiment(plans: dict[str, Any], workload: dict[str, Any] | None = None,

@@ -85,7 +85,7 @@ def test_sweep_writes_one_row_per_point_and_plan(experiment_file, tmp_path, caps
 def test_sweep_reports_points_that_cannot_run(experiment_file, tmp_path):
     out = tmp_path / "sweep.json"
     assert main(["sweep", str(experiment_file), "--grid", "workload.batch_size=3,4", "--plan", "pp2",
-                 "--out", str(out), "--jobs", "1"]) == 0
+                 "--out", str(out), "--jobs", "1"]) == 1  # a sweep with failed points exits non-zero
     rows = json.loads(out.read_text())
     assert rows[0]["error"] and "microbatches" in rows[0]["error"] and rows[1]["error"] is None
 

@@ -136,8 +136,7 @@ def test_missing_sections() -> None:
     ({"partitioner": "optimal", "max_devices": 99}, "max_devices"),
 ])
 def test_bad_partitioner_arguments(args: dict[str, Any], field: str) -> None:
-    experiment = experiment_from_dict({**TINY, "plans": {"x": args}})
-    assert field_of(build_plan, experiment, "x") == field
+    assert field_of(lambda: build_plan(experiment_from_dict({**TINY, "plans": {"x": args}}), "x")) == field
 
 
 def test_single_plan_and_every_partitioner() -> None:

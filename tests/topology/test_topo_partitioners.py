@@ -93,7 +93,7 @@ def test_tp_pp_footprint_over_hbm(seed_model: ModelSpec) -> None:
     huge = Workload(phase="decode", batch_size=128, prompt_len=100000, context_len=100000)
     with pytest.raises(LayerwiseError) as info:
         partition_tp_pp(seed_model, cluster, huge, tp=1, pp=1)
-    assert info.value.field == "stages[0].footprint" and "exceeds HBM" in info.value.message
+    assert info.value.field == "workload.batch_size" and "the largest context_len that fits is" in info.value.message
 
 
 # --- cache-fit ---------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ SETUPS = (  # overrides of small-h100x1: batch, microbatches, context, model
 
 
 def _write_synthetic(folder: Path) -> None:
-    truth = HardwareProfile(gpu_name="synthetic", gpu_count=1, params=ProfileParams(sim_params=dict(TRUTH)))
+    truth = HardwareProfile(gpu_name="H100-SXM5-80GB", gpu_count=1, params=ProfileParams(sim_params=dict(TRUTH)))
     for i, overrides in enumerate(SETUPS):
         experiment = load_experiment("small-h100x1", [*overrides, f"name=synthetic-{i}"])
         plan = build_plan(experiment, "plan")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from topology.cluster import Cluster
 from topology.errors import LayerwiseError
-from topology.footprint import stage_footprint
+from topology.footprint import check_stages_fit, stage_footprint
 from topology.model import ModelSpec
 from topology.plan import Plan, Stage
 from topology.workload import Workload
@@ -64,6 +64,8 @@ def assemble_plan(
     """A validated Plan of ``specs``; stage ``s`` starts at device ``starts[s]`` (default: packed in order)."""
     workload.token_shape(microbatches)  # microbatches must divide the batch
     device_groups = place_stages(cluster, [spec.tp_degree for spec in specs], starts)
+    check_stages_fit(model, workload, microbatches, [(s.layer_stop - s.layer_start, s.tp_degree) for s in specs],
+                     cluster.gpu.hbm_capacity_bytes, partitioner, fit_counts)
     stages = []
     for index, (spec, group) in enumerate(zip(specs, device_groups, strict=True)):
         footprint = stage_footprint(

@@ -1,0 +1,22 @@
+"""``layerwise validate`` checks --out before loading or fitting anything (issue 13)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import validate.cli as validate_cli
+from layerwise.cli import main
+
+
+@pytest.mark.parametrize("out", ["/proc/nope/report", "FILE"])
+def test_an_unwritable_out_is_refused_before_the_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str], out: str) -> None:
+    monkeypatch.setattr(validate_cli, "load_measurements", lambda paths: pytest.fail("loaded before the check"))
+    if out == "FILE":
+        out = str(tmp_path / "report.md")
+        Path(out).write_text("a file where the report folder would go")
+    assert main(["validate", str(tmp_path), "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("layerwise validate: error: --out: ") and err.count("\n") == 1, err
