@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("sim.cli", "simulate an experiment (no arguments: the seed's 16 x H100 question)"),
     "sweep": ("sim.sweep_cli", "simulate the cartesian product of --grid values, in parallel"),
     "search": ("layerwise.search_cli", "find the fastest plan (the twin scores every plan, events re-rank the best)"),
-    "plan": ("topology.plan_cli", "show how a partitioner splits a model (no arguments: the seed's two plans)"),
+    "plan": ("layerwise.plan_cli", "show how a partitioner splits a model (no arguments: the seed's two plans)"),
     "run": ("executor.run_cli", "run an experiment's plan for real under torchrun"),
     "calibrate": ("executor.calibrate.cli", "measure this node's GPUs and write a hardware profile"),
     "validate": ("validate.cli", "fit the simulator to measured runs and write the report"),

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from sim.search.partitioner import options_of
 from sim.search.result import SearchOptions, SearchResult, search_result_to_dict
 from sim.search.run import search_plans
 from topology.accuracy import COMPONENT_WORDS
@@ -65,11 +66,8 @@ def _say(message: str) -> None:
 
 
 def _options(args: argparse.Namespace) -> SearchOptions:
-    return SearchOptions(
-        top_k=args.top, gpus=args.gpus,
-        max_tpot_s=None if args.max_tpot_ms is None else args.max_tpot_ms * 1e-3,
-        max_ttft_s=None if args.max_ttft_ms is None else args.max_ttft_ms * 1e-3,
-        family=args.family, microbatches=args.microbatches)
+    return options_of({"top": args.top, "gpus": args.gpus, "max_tpot_ms": args.max_tpot_ms,
+                       "max_ttft_ms": args.max_ttft_ms, "family": args.family, "microbatches": args.microbatches})
 
 
 def _stage_text(result: SearchResult) -> str:

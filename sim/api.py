@@ -33,12 +33,14 @@ def resolve_inputs(
 ) -> tuple[Plan, HardwareProfile | None, CostModel]:
     """The plan (built when not given), the profile (loaded when the experiment names one; refused
     for a cluster of another GPU unless ``force_profile``), the cost model."""
-    if plan is None:
-        plan = build_plan(experiment, plan_name)
     if profile is None and experiment.profile_path:
         profile = load_profile(experiment.profile_path)
     if profile is not None:
         check_profile_for_cluster(profile, experiment.cluster, force_profile)
+    if plan is None:
+        from sim.search.partitioner import optimal_plan  # the search simulates through this module
+
+        plan = build_plan(experiment, plan_name, lambda e, name, args: optimal_plan(e, name, args, profile, True))
     return plan, profile, build_cost_model(experiment.cluster, profile, experiment.workload.cuda_graphs)
 
 

@@ -21,6 +21,7 @@ values are parsed as YAML.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -35,7 +36,7 @@ from topology.model import ModelSpec, load_model, model_from_dict
 from topology.partition import (
     PARTITIONERS,
     partition_cache_fit,
-    partition_optimal,
+    partition_min_max_bytes,
     partition_tp_pp,
 )
 from topology.plan import Plan, load_plan_json
@@ -47,8 +48,13 @@ TEXT_PLAN_ARGS = ("capacity", "counts")  # every other partitioner argument is a
 PLAN_ARGS = {
     "tp-pp": {"tp", "pp", "microbatches"},
     "cache-fit": {"capacity", "counts", "microbatches", "num_devices"},
-    "optimal": {"max_devices", "microbatches"},
+    "min-max-bytes": {"max_devices", "microbatches"},
+    "optimal": {"gpus", "microbatches", "max_tpot_ms", "max_ttft_ms", "family", "top"},
 }
+OPTIMAL_TEXT_ARGS = ("family",)
+OPTIMAL_NUMBER_ARGS = ("max_tpot_ms", "max_ttft_ms")
+# The optimal partitioner is the simulator's plan search: whoever can run it passes it in.
+Optimizer = Callable[["Experiment", str, dict[str, Any]], Plan]
 
 
 @dataclass(frozen=True)
@@ -230,12 +236,16 @@ def _check_plan_spec(name: str, spec: Any) -> None:
             if key not in spec:
                 raise LayerwiseError(f"{where}.{key}", "missing")
     for key, value in spec.items():
-        if key not in ("partitioner", *TEXT_PLAN_ARGS):
+        if key not in ("partitioner", *TEXT_PLAN_ARGS, *OPTIMAL_TEXT_ARGS, *OPTIMAL_NUMBER_ARGS):
             check_positive_int(f"{where}.{key}", value)  # counts: checked here, before any plan is built
 
 
-def build_plan(experiment: Experiment, plan_name: str) -> Plan:
-    """Run the named plan's partitioner (or load its file) for this experiment."""
+def build_plan(experiment: Experiment, plan_name: str, optimizer: Optimizer | None = None) -> Plan:
+    """Run the named plan's partitioner (or load its file) for this experiment.
+
+    ``optimal`` is the plan search, which needs the simulator: the simulator passes ``optimizer``;
+    without one (the executor), an optimal plan is refused with the command that makes its file.
+    """
     if plan_name not in experiment.plan_specs:
         raise LayerwiseError("plan", f"no plan {plan_name!r} (plans: {', '.join(experiment.plan_specs)})")
     spec = dict(experiment.plan_specs[plan_name])
@@ -249,6 +259,8 @@ def build_plan(experiment: Experiment, plan_name: str) -> Plan:
             )
         return plan
     partitioner = spec.pop("partitioner")
+    if partitioner == "optimal":
+        return _optimal_plan(experiment, plan_name, spec, optimizer)
     args: dict[str, Any] = {
         key: value if key in TEXT_PLAN_ARGS else _int_arg(f"plans.{plan_name}.{key}", value)
         for key, value in spec.items()
@@ -258,7 +270,27 @@ def build_plan(experiment: Experiment, plan_name: str) -> Plan:
         return partition_tp_pp(m, c, w, **args)
     if partitioner == "cache-fit":
         return partition_cache_fit(m, c, w, **args)
-    return partition_optimal(m, c, w, **args)
+    return partition_min_max_bytes(m, c, w, **args)
+
+
+def _optimal_plan(experiment: Experiment, plan_name: str, spec: dict[str, Any], optimizer: Optimizer | None) -> Plan:
+    args: dict[str, Any] = {}
+    for key, value in spec.items():
+        field = f"plans.{plan_name}.{key}"
+        if key in OPTIMAL_TEXT_ARGS:
+            args[key] = str(value)
+        elif key in OPTIMAL_NUMBER_ARGS:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise LayerwiseError(field, f"must be a positive number of milliseconds, got {value!r}")
+            args[key] = float(value)
+        else:
+            args[key] = _int_arg(field, value)
+    if optimizer is None:
+        raise LayerwiseError(
+            f"plans.{plan_name}.partitioner",
+            "optimal is the simulator's plan search: run `layerwise search EXPERIMENT --out best.plan.json`, "
+            "then use `--plan best.plan.json` (or `file: best.plan.json` in the experiment)")
+    return optimizer(experiment, plan_name, args)
 
 
 def _int_arg(field: str, value: Any) -> int:

@@ -133,7 +133,7 @@ def test_missing_sections() -> None:
     ({"partitioner": "cache-fit", "capacity": "huge"}, "capacity"),
     ({"partitioner": "cache-fit", "counts": "kv"}, "counts"),
     ({"partitioner": "cache-fit", "num_devices": True}, "plans.x.num_devices"),
-    ({"partitioner": "optimal", "max_devices": 99}, "max_devices"),
+    ({"partitioner": "min-max-bytes", "max_devices": 99}, "max_devices"),
 ])
 def test_bad_partitioner_arguments(args: dict[str, Any], field: str) -> None:
     assert field_of(lambda: build_plan(experiment_from_dict({**TINY, "plans": {"x": args}}), "x")) == field
@@ -141,17 +141,37 @@ def test_bad_partitioner_arguments(args: dict[str, Any], field: str) -> None:
 
 def test_single_plan_and_every_partitioner() -> None:
     single = {k: v for k, v in TINY.items() if k != "plans"}
-    experiment = experiment_from_dict({**single, "plan": {"partitioner": "optimal", "max_devices": 2}})
+    experiment = experiment_from_dict({**single, "plan": {"partitioner": "min-max-bytes", "max_devices": 2}})
     assert experiment.plan_names == ["plan"]
     assert build_plan(experiment, "plan").num_devices <= 2
     assert field_of(build_plan, experiment, "nope") == "plan"
     experiment = experiment_from_dict({**TINY, "plans": {
         "cf": {"partitioner": "cache-fit", "capacity": "1e6", "counts": "weights+kv", "num_devices": 2},
-        "opt": {"partitioner": "optimal"},
+        "bytes": {"partitioner": "min-max-bytes"},
     }})
     plans = build_plans(experiment)
     assert plans["cf"].fit_counts == "weights+kv" and plans["cf"].fit_capacity_bytes == 1_000_000
-    assert plans["opt"].partitioner == "optimal"
+    assert plans["bytes"].partitioner == "min-max-bytes"
+
+
+def test_optimal_needs_the_simulators_search() -> None:
+    experiment = experiment_from_dict({**TINY, "plans": {
+        "best": {"partitioner": "optimal", "gpus": 2, "max_tpot_ms": 5, "family": "layer-wise"}}})
+    with pytest.raises(LayerwiseError, match="layerwise search EXPERIMENT --out") as info:
+        build_plan(experiment, "best")
+    assert info.value.field == "plans.best.partitioner"
+    fixed = partition_tp_pp(experiment.model, experiment.cluster, experiment.workload, tp=1, pp=2)
+    seen: list[tuple[str, dict[str, object]]] = []
+
+    def optimizer(e, name, args):  # type: ignore[no-untyped-def]
+        seen.append((name, args))
+        return fixed
+
+    assert build_plan(experiment, "best", optimizer) is fixed
+    assert seen == [("best", {"gpus": 2, "max_tpot_ms": 5.0, "family": "layer-wise"})]
+    bad = experiment_from_dict({**TINY, "plans": {"best": {"partitioner": "optimal", "max_tpot_ms": -1}}})
+    with pytest.raises(LayerwiseError, match="positive number of milliseconds"):
+        build_plan(bad, "best", optimizer)
 
 
 def test_plan_from_file(tmp_path: Path) -> None:

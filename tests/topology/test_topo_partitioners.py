@@ -1,4 +1,4 @@
-"""tp-pp, cache-fit and optimal on hand-picked cases (the property tests cover random ones)."""
+"""tp-pp, cache-fit and min-max-bytes on hand-picked cases (the property tests cover random ones)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from topology.model import ModelSpec
 from topology.partition import (
     bytes_moved_cost,
     partition_cache_fit,
-    partition_optimal,
+    partition_min_max_bytes,
     partition_tp_pp,
     plan_cost,
     resolve_capacity_bytes,
@@ -176,45 +176,46 @@ def test_cache_fit_mixed_fit(cpu4: Cluster, tiny_decode: Workload, tiny_model: M
     assert len(plan.stages) == 4 and not any("does not fit" in n for n in plan.notes)
 
 
-# --- optimal -----------------------------------------------------------------------------------
+# --- min-max-bytes --------------------------------------------------------------------------------
 
-def test_optimal_on_the_seed(seed_model: ModelSpec, seed_cluster: Cluster, seed_decode: Workload) -> None:
+def test_min_max_bytes_on_the_seed(seed_model: ModelSpec, seed_cluster: Cluster, seed_decode: Workload) -> None:
     cost = bytes_moved_cost(seed_model, seed_decode, 8)
-    best = partition_optimal(seed_model, seed_cluster, seed_decode, cost_fn=cost, microbatches=8)
+    best = partition_min_max_bytes(seed_model, seed_cluster, seed_decode, microbatches=8)  # the default: bytes
     baseline = partition_tp_pp(seed_model, seed_cluster, seed_decode, tp=8, pp=2, microbatches=8)
     assert plan_cost(best, cost) <= plan_cost(baseline, cost)
-    assert best.partitioner == "optimal" and best.notes[0].startswith("optimal: slowest stage cost")
+    assert best.partitioner == "min-max-bytes"
+    assert best.notes[0].startswith("min-max-bytes: the busiest stage moves ") and "not a time" in best.notes[0]
     assert sum(s.num_layers for s in best.stages) == 16
 
 
-def test_optimal_hand_cost(tiny_model: ModelSpec, cpu4: Cluster, tiny_decode: Workload) -> None:
+def test_min_max_bytes_hand_cost(tiny_model: ModelSpec, cpu4: Cluster, tiny_decode: Workload) -> None:
     # layer 0 costs 10, the others 1; TP not allowed: best is [0], [1..3] with max 10 (ties: fewest devices)
     weights = [10.0, 1.0, 1.0, 1.0]
 
     def cost(a: int, b: int, tp: int) -> float:
         return sum(weights[a:b])
 
-    plan = partition_optimal(tiny_model, cpu4, tiny_decode, cost_fn=cost, allowed_tp=[1])
+    plan = partition_min_max_bytes(tiny_model, cpu4, tiny_decode, cost_fn=cost, allowed_tp=[1])
     assert spans(plan) == [(0, 1), (1, 4)]
     assert plan_cost(plan, cost) == 10.0
     # with TP 2 halving the cost, layer 0 at TP 2 (5) and the rest at TP 1 (3) on 3 devices
-    plan = partition_optimal(tiny_model, cpu4, tiny_decode, cost_fn=lambda a, b, t: sum(weights[a:b]) / t)
+    plan = partition_min_max_bytes(tiny_model, cpu4, tiny_decode, cost_fn=lambda a, b, t: sum(weights[a:b]) / t)
     assert plan_cost(plan, lambda a, b, t: sum(weights[a:b]) / t) == 5.0
     assert spans(plan) == [(0, 1), (1, 4)]  # ties go to fewer devices: 3, not 4
     assert [s.tp_degree for s in plan.stages] == [2, 1]
 
 
-def test_optimal_errors(tiny_model: ModelSpec, cpu4: Cluster, tiny_decode: Workload) -> None:
+def test_min_max_bytes_errors(tiny_model: ModelSpec, cpu4: Cluster, tiny_decode: Workload) -> None:
     with pytest.raises(LayerwiseError) as info:
-        partition_optimal(tiny_model, cpu4, tiny_decode, max_devices=9)
+        partition_min_max_bytes(tiny_model, cpu4, tiny_decode, max_devices=9)
     assert info.value.field == "max_devices"
     with pytest.raises(LayerwiseError) as info:
-        partition_optimal(tiny_model, cpu4, tiny_decode, cost_fn=lambda a, b, t: float("inf"))
+        partition_min_max_bytes(tiny_model, cpu4, tiny_decode, cost_fn=lambda a, b, t: float("inf"))
     assert info.value.field == "plan"
 
 
-def test_optimal_when_nothing_fits_hbm(seed_model: ModelSpec) -> None:
+def test_min_max_bytes_when_nothing_fits_hbm(seed_model: ModelSpec) -> None:
     huge = Workload(phase="decode", batch_size=128, prompt_len=200000, context_len=200000)
     with pytest.raises(LayerwiseError) as info:
-        partition_optimal(seed_model, load_cluster("h100x1"), huge)
+        partition_min_max_bytes(seed_model, load_cluster("h100x1"), huge)
     assert info.value.field == "plan" and "fits in HBM" in info.value.message

@@ -17,11 +17,11 @@ from topology.model import ModelSpec, model_from_dict
 from topology.partition import (
     bytes_moved_cost,
     partition_cache_fit,
-    partition_optimal,
+    partition_min_max_bytes,
     partition_tp_pp,
     plan_cost,
 )
-from topology.partition.optimal import StageCost
+from topology.partition.min_max_bytes import StageCost
 from topology.plan import Plan, plan_from_dict
 from topology.workload import Workload, workload_from_dict
 
@@ -154,7 +154,7 @@ def test_cache_fit_respects_capacity(model: ModelSpec, cluster: Cluster, workloa
 
 @SETTINGS
 @given(model=models(), cluster=clusters(), workload=workloads(), data=st.data())
-def test_optimal_is_never_worse(model: ModelSpec, cluster: Cluster, workload: Workload,
+def test_min_max_bytes_is_never_worse(model: ModelSpec, cluster: Cluster, workload: Workload,
                                 data: st.DataObject) -> None:
     mb = data.draw(st.sampled_from(divisors(workload.batch_size)), label="microbatches")
     costs = {"bytes moved": bytes_moved_cost(model, workload, mb),
@@ -171,9 +171,9 @@ def test_optimal_is_never_worse(model: ModelSpec, cluster: Cluster, workload: Wo
                 rivals.append(partition_tp_pp(model, cluster, workload, tp=tp, pp=pp, microbatches=mb))
             except LayerwiseError:
                 pass
-    event(f"optimal: {min(len(rivals), 5)}+ rivals" if len(rivals) >= 5 else f"optimal: {len(rivals)} rivals")
+    event(f"min-max-bytes: {min(len(rivals), 5)}+ rivals" if len(rivals) >= 5 else f"min-max-bytes: {len(rivals)}")
     for name, cost in costs.items():
-        best = partition_optimal(model, cluster, workload, cost_fn=cost, microbatches=mb)
+        best = partition_min_max_bytes(model, cluster, workload, cost_fn=cost, microbatches=mb)
         check_plan_shape(best, model, cluster)
         for rival in rivals:
             assert plan_cost(best, cost) <= plan_cost(rival, cost), (name, rival.describe())

@@ -1,16 +1,16 @@
 """Partitioners: each returns a :class:`topology.plan.Plan`."""
 
 from topology.partition.cache_fit import partition_cache_fit, resolve_capacity_bytes
-from topology.partition.optimal import bytes_moved_cost, partition_optimal, plan_cost
+from topology.partition.min_max_bytes import bytes_moved_cost, partition_min_max_bytes, plan_cost
 from topology.partition.tp_pp import partition_tp_pp
 
-PARTITIONERS = ("tp-pp", "cache-fit", "optimal")
+PARTITIONERS = ("tp-pp", "cache-fit", "min-max-bytes", "optimal")  # optimal: the plan search (sim/search)
 
 __all__ = [
     "PARTITIONERS",
     "bytes_moved_cost",
     "partition_cache_fit",
-    "partition_optimal",
+    "partition_min_max_bytes",
     "partition_tp_pp",
     "plan_cost",
     "resolve_capacity_bytes",

@@ -1,4 +1,8 @@
-"""Beyond the seeds: the contiguous partition that minimizes the slowest stage.
+"""``min-max-bytes``: the contiguous partition whose busiest stage moves the fewest bytes.
+
+A proxy, not a speed: it ignores pipeline bubbles, the microbatch count and communication, so
+its plan can be slow (on the seed's experiment it is the one-microbatch layer-wise pipeline).
+The fastest plan is the ``optimal`` partitioner, the simulator's plan search (``sim/search``).
 
 Dynamic programming over (layers placed, devices used): each stage takes a contiguous range
 of layers and a TP degree ``t`` (dividing heads, KV heads and the MLP width, at most a node),
@@ -53,7 +57,7 @@ def tp_choices(model: ModelSpec, cluster: Cluster) -> list[int]:
     ]
 
 
-def partition_optimal(
+def partition_min_max_bytes(
     model: ModelSpec,
     cluster: Cluster,
     workload: Workload,
@@ -116,6 +120,14 @@ def partition_optimal(
     schedule = "layer-wise" if all(s.tp_degree == 1 for s in specs) else "tp-pp"
     return assemble_plan(
         model, cluster, workload, specs,
-        schedule=schedule, partitioner="optimal", microbatches=microbatches,
-        notes=(f"optimal: slowest stage cost {objective:.6g} over {len(specs)} stages on {devices_used} devices",),
+        schedule=schedule, partitioner="min-max-bytes", microbatches=microbatches,
+        notes=(_objective_note(objective, cost_fn is None, len(specs), devices_used),),
     )
+
+
+def _objective_note(objective: float, bytes_cost: bool, stages: int, devices: int) -> str:
+    """What the DP minimized, in its unit (bytes), or as a value of the caller's cost function."""
+    if bytes_cost:
+        return (f"min-max-bytes: the busiest stage moves {objective / 1e9:.3g} GB per iteration per device "
+                f"({stages} stages on {devices} devices); a byte count, not a time")
+    return f"min-max-bytes: the caller's stage cost peaks at {objective:.6g} ({stages} stages on {devices} devices)"

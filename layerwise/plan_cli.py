@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from topology.atomic_io import check_output_file, check_output_folder, write_text_atomic
 from topology.errors import LayerwiseError
@@ -17,7 +18,7 @@ from topology.workload import check_positive_int
 
 DEFAULT_EXPERIMENT = "seed-16xh100"
 PARTITIONER_FLAGS = {"tp": ("tp-pp",), "pp": ("tp-pp",), "capacity": ("cache-fit",), "counts": ("cache-fit",),
-                     "microbatches": ("tp-pp", "cache-fit", "optimal")}
+                     "microbatches": ("tp-pp", "cache-fit", "min-max-bytes", "optimal")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +84,7 @@ def _experiment(args: argparse.Namespace) -> Experiment:
         "model": args.model,
         "cluster": args.cluster,
         "workload": {"phase": args.phase or "decode", "batch_size": args.batch if args.batch is not None else 128,
-                     "prompt_len": context, "context_len": context, "warmup_iters": 0, "measured_iters": 1},
+                     "prompt_len": context, "context_len": context},
         "plans": {args.partitioner: spec},
     }
     return experiment_from_dict(raw, default_name="ad-hoc")
@@ -93,6 +94,14 @@ def _fit_cell(num_bytes: int, capacity: int) -> str:
     if num_bytes <= capacity:
         return f"fits ({format_bytes(capacity - num_bytes)} spare)"
     return f"over by {format_bytes(num_bytes - capacity)}"
+
+
+def _optimizer(experiment: Experiment, plan_name: str, args: dict[str, Any]) -> Plan:
+    """``--partitioner optimal``: the plan search's answer (the simulator scores the plans)."""
+    from sim.search.partitioner import optimal_plan
+
+    print(f"(partitioner optimal: searching the plans of {experiment.name} with the simulator...)", file=sys.stderr)
+    return optimal_plan(experiment, plan_name, args)
 
 
 def render_plan(name: str, plan: Plan) -> str:
@@ -145,7 +154,7 @@ def _run(args: argparse.Namespace) -> int:
           f"{w.phase} batch {w.batch_size}, context {w.context_len}, "
           f"{format_bytes(experiment.model.weight_bytes_per_layer)} of weights per layer "
           f"({experiment.model.params_per_layer:,} parameters)")
-    plans = {name: build_plan(experiment, name) for name in names}
+    plans = {name: build_plan(experiment, name, _optimizer) for name in names}
     for name, plan in plans.items():
         print()
         print(render_plan(name, plan))
