@@ -1,245 +1,145 @@
-"""The discrete-event simulation: stage processes ordering work and holding links (SimPy).
+"""The discrete-event simulation: one SimPy process per stage, inboxes as stores, links on a fabric.
 
-Each stage (a TP group, advanced as one process) takes microbatches from its inbox in
-arrival order, runs its compiled pass (one timeout per compute segment, one link hold per
-all-reduce), then sends the activation to the next stage over the route between them. In
-decode the last stage sends its output back to stage 0 (the closed loop: token t+1 of a
-microbatch enters only after token t left the last stage); in prefill a driver starts the
-next batch once every microbatch of the previous one has left the last stage.
+                 token            token                     token
+    inbox 0 --> [stage 0] --send--> inbox 1 --> [stage 1] --send--> ... --> [stage k-1] --+
+       ^                                                                                  |
+       +------------------- decode: the next token loops back ---------------------------+
+       (prefill: the driver puts every microbatch of batch i once batch i - 1 has left)
+
+* :mod:`sim.stage_process`: the stage process and the prefill driver;
+* :mod:`sim.fabric`: the links (a FIFO booking per directed hop);
+* :mod:`sim.program`: what a stage executes (compiled passes) and the routes between stages;
+* :mod:`sim.metrics`: the event log (:class:`~sim.metrics.Recorder`) and the results it gives;
+* :mod:`sim.steady`: skipping whole periods once the state repeats (exact).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import simpy
 
 from sim.costs.model import CostModel
 from sim.fabric import Fabric
-from sim.program import PASS_TOTALS, PassCache, Step, Transfer, boundary_transfers, group_ports
+from sim.metrics import Recorder
+from sim.program import PassCache, Transfer, boundary_transfers, group_ports
+from sim.stage_process import PrefillDriver, StageProcess, StageWiring, Token, TraceSlice
+from sim.steady import SteadyState
 from topology.cluster import Cluster
 from topology.plan import Plan
 from topology.workload import Workload
 
-TraceSlice = tuple[str, str, str, float, float]  # (device, name, category, start_s, duration_s)
-Message = tuple[int, int]  # (microbatch, iteration)
-
-
-class Inbox:
-    """A stage's FIFO of arrived microbatches; a process waits on an event only when it is empty."""
-
-    def __init__(self, env: simpy.Environment) -> None:
-        self._env = env
-        self._queue: deque[Message] = deque()
-        self._waiter: simpy.Event | None = None
-
-    def put(self, message: Message) -> None:
-        if self._waiter is not None:
-            waiter, self._waiter = self._waiter, None
-            waiter.succeed(message)
-        else:
-            self._queue.append(message)
-
-    def take(self) -> Message | None:
-        """The oldest message, or None after arming :attr:`arrival` to wait for the next."""
-        if self._queue:
-            return self._queue.popleft()
-        self._waiter = self._env.event()
-        return None
-
-    @property
-    def arrival(self) -> simpy.Event:
-        assert self._waiter is not None
-        return self._waiter
-
-
-@dataclass
-class StageTally:
-    """Accumulators of one stage (per device of its TP group) over measured iterations.
-
-    During the run only what contention can change is summed per pass (``allreduce_s``,
-    ``send_s``) and passes are counted per context length; :func:`finish_tally` then adds
-    up the fixed per-pass costs of the programs that ran.
-    """
-
-    passes: int = 0
-    runs_per_context: dict[int, int] = field(default_factory=dict)
-    allreduce_s: float = 0.0  # collective time, waiting for busy links included
-    send_s: float = 0.0  # point-to-point send time, waiting for busy links included
-    totals: list[float] = field(default_factory=lambda: [0.0] * len(PASS_TOTALS))
-    allreduce_events: int = 0
-    allreduce_bytes_sent: float = 0.0
-    p2p_messages: int = 0  # rank-level messages this stage sent
-    p2p_transfers: int = 0  # stage-level sends to the next stage (one per microbatch pass)
-    loopback_transfers: int = 0  # last stage back to stage 0 (decode)
-
 
 @dataclass
 class EngineRecord:
-    """What one simulation produced (mutable while it runs, read afterwards)."""
+    """What one simulation produced."""
 
-    passes: PassCache  # the compiled stage passes that ran
-    completions_s: list[list[float]]  # [microbatch][iteration]: left the last stage
-    tallies: list[StageTally]
+    passes: PassCache  # the compiled stage passes
+    recorder: Recorder  # the event log's tallies
+    messages_per_pass: list[int]  # rank-level messages of each stage's send
+    loops_back: bool  # decode with more than one stage: the last stage sends back to stage 0
     bytes_sent: dict[str, float]  # per device, all iterations
     bytes_received: dict[str, float]
-    events: int = 0
+    skipped_iterations: int = 0  # iterations the steady state skipped instead of replaying
     end_s: float = 0.0
     trace: list[TraceSlice] = field(default_factory=list)
 
 
 def simulate_events(
-    plan: Plan, workload: Workload, cluster: Cluster, cost: CostModel, trace_iterations: int = 0
+    plan: Plan, workload: Workload, cluster: Cluster, cost: CostModel, trace_iterations: int = 0,
+    steady_state: bool = True,
 ) -> EngineRecord:
+    """Simulate the plan; ``steady_state=False`` replays every iteration (what the skips must equal)."""
     env = simpy.Environment()
     fabric = Fabric()
     passes = PassCache(plan, workload, cluster, cost)
-    stages, k, mbs = plan.stages, plan.num_stages, plan.microbatches
-    iterations, warmup = workload.iterations, workload.warmup_iters
+    recorder = Recorder(plan.num_stages, plan.microbatches, workload.warmup_iters, workload.iterations)
     decode = workload.phase == "decode"
-    nbytes = passes.get(0, 0).stage_pass.output_bytes
-    forward: list[tuple[Transfer, ...]] = [
-        boundary_transfers(stages[s], stages[s + 1], nbytes, cluster, cost) for s in range(k - 1)
-    ]
-    forward.append(boundary_transfers(stages[-1], stages[0], nbytes, cluster, cost) if decode else ())
-    ports = [group_ports(stage, cluster) for stage in stages]
-    record = EngineRecord(
-        passes=passes,
-        completions_s=[[0.0] * iterations for _ in range(mbs)],
-        tallies=[StageTally() for _ in stages],
-        bytes_sent={d: 0.0 for d in plan.devices},
-        bytes_received={d: 0.0 for d in plan.devices},
-    )
-    inboxes = [Inbox(env) for _ in stages]
-    trace_stop = warmup + trace_iterations
-    batch_left = [0]
-    batch_done: list[simpy.Event] = [env.event()]
+    transfers = stage_transfers(plan, passes.get(0, 0).stage_pass.output_bytes, cluster, cost, loops_back=decode)
+    inboxes = [simpy.Store(env) for _ in plan.stages]
+    trace: list[TraceSlice] = []
+    traced_until = workload.warmup_iters + trace_iterations
 
-    contexts = passes.contexts
-    programs = passes.programs
-    sends_done = [0] * k  # stage-level sends made, all iterations (bytes are tallied from these)
-    passes_done = [0] * k
+    def traced(iteration: int) -> bool:
+        return workload.warmup_iters <= iteration < traced_until
 
-    def stage_process(s: int):  # type: ignore[no-untyped-def]
-        inbox, tally, stage, group = inboxes[s], record.tallies[s], stages[s], ports[s]
-        last = s == k - 1
-        timeout, reserve = env.timeout, fabric.reserve
-        transfers = forward[s]
-        timed_transfers = tuple((t.hops, t.cost.serialization_s, t.cost.time_s) for t in transfers)
-        while True:
-            message = inbox.take()
-            if message is None:
-                message = yield inbox.arrival
-                record.events += 1
-            mb, it = message
-            program = programs.get((s, contexts[it])) or passes.get(s, it)
-            traced = warmup <= it < trace_stop
-            allreduce_s = 0.0
-            record.events += len(program.steps)
-            for hold_s, compute_s, step in program.timed_steps:
-                if hold_s:
-                    now = env.now
-                    wait_s = reserve(group, now, hold_s) + hold_s - now  # waiting for busy ports + the hold
-                    allreduce_s += wait_s
-                    if traced:
-                        _trace_allreduce(record, stage.devices, step, now + wait_s - hold_s)
-                    if traced and step.compute is not None:
-                        _trace_ops(record, stage.devices, step.compute.ops, now + wait_s)
-                    yield timeout(wait_s + compute_s)
-                else:
-                    if traced and step.compute is not None:
-                        _trace_ops(record, stage.devices, step.compute.ops, env.now)
-                    yield timeout(compute_s)
-            passes_done[s] += 1
-            if last:
-                record.completions_s[mb][it] = env.now
-            next_it = it + 1 if last else it
-            send_s = 0.0
-            if transfers:  # the final token leaves the last stage too, though nothing follows it
-                now = end = env.now
-                for hops, serialization_s, time_s in timed_transfers:
-                    arrival = reserve(hops, now, serialization_s) + time_s
-                    if arrival > end:
-                        end = arrival
-                if traced:
-                    for t in transfers:
-                        record.trace.append((t.src, f"send -> {t.dst}", "communication", now, end - now))
-                sends_done[s] += 1
-                send_s = end - now
-                if send_s > 0.0:
-                    record.events += 1
-                    yield timeout(send_s)
-            if it >= warmup:
-                tally.passes += 1
-                context = contexts[it]
-                tally.runs_per_context[context] = tally.runs_per_context.get(context, 0) + 1
-                tally.allreduce_s += allreduce_s
-                tally.send_s += send_s
-            if not last:
-                inboxes[s + 1].put((mb, it))
-            elif decode:
-                if next_it < iterations:
-                    inboxes[0].put((mb, next_it))
-            else:
-                batch_left[0] -= 1
-                if batch_left[0] == 0:
-                    batch_done[0].succeed()
-
-    def prefill_driver():  # type: ignore[no-untyped-def]
-        for it in range(iterations):
-            batch_left[0] = mbs
-            batch_done[0] = env.event()
-            for mb in range(mbs):
-                inboxes[0].put((mb, it))
-            yield batch_done[0]
-            record.events += 1
-
-    for s in range(k):
-        env.process(stage_process(s))
+    driver: list[PrefillDriver] = []
+    steady = _steady_state(env, fabric, recorder, workload, traced_until, steady_state)
+    stages: list[StageProcess] = []
+    for s, stage in enumerate(plan.stages):
+        last = s == plan.num_stages - 1
+        wiring = StageWiring(
+            index=s, devices=stage.devices, ports=group_ports(stage, cluster), transfers=transfers[s],
+            inbox=inboxes[s], forward=_forward(inboxes, s, last, decode, workload.iterations, driver),
+            on_completed=_on_completed(recorder, steady, decode, env) if last else None)
+        stages.append(StageProcess(env, wiring, passes, fabric, recorder, traced, trace))
     if decode:
-        for mb in range(mbs):
-            inboxes[0].put((mb, 0))
+        for microbatch in range(plan.microbatches):
+            inboxes[0].put(Token(microbatch, 0))
     else:
-        env.process(prefill_driver())
+        driver.append(PrefillDriver(env, plan.microbatches, workload.iterations, inboxes[0], recorder,
+                                    steady.at_boundary))
+    steady.attach(stages, driver, inboxes)
     env.run()
-    record.end_s = env.now
-    for s, tally in enumerate(record.tallies):
-        finish_tally(tally, passes, s, len(forward[s]), last=s == k - 1, loops_back=decode and k > 1)
-    for s in range(k):
-        allreduce_bytes = passes_done[s] * passes.get(s, 0).allreduce_bytes_sent  # the same at every context
-        for device in stages[s].devices:  # a ring all-reduce sends and receives the same bytes per rank
-            record.bytes_sent[device] += allreduce_bytes
-            record.bytes_received[device] += allreduce_bytes
-        for t in forward[s]:
-            record.bytes_sent[t.src] += sends_done[s] * t.cost.bytes_sent_per_rank
-            record.bytes_received[t.dst] += sends_done[s] * t.cost.bytes_sent_per_rank
-    return record
+    return _record(plan, passes, recorder, transfers, decode, steady.skipped_iterations, env.now, trace)
 
 
-def finish_tally(tally: StageTally, passes: PassCache, stage: int, messages: int, last: bool, loops_back: bool) -> None:
-    """Add the fixed per-pass costs of every measured pass (by context length) to the tally."""
-    for context, runs in sorted(tally.runs_per_context.items()):
-        program = passes.for_context(stage, context)
-        tally.totals = [t + runs * v for t, v in zip(tally.totals, program.totals, strict=True)]
-        tally.allreduce_events += runs * program.allreduce_count
-        tally.allreduce_bytes_sent += runs * program.allreduce_bytes_sent
-    tally.p2p_messages = tally.passes * messages
-    if last and loops_back:
-        tally.loopback_transfers = tally.passes
-    elif not last:
-        tally.p2p_transfers = tally.passes
+def stage_transfers(plan: Plan, nbytes: int, cluster: Cluster, cost: CostModel,
+                    loops_back: bool) -> list[tuple[Transfer, ...]]:
+    """The messages of each stage's send: to the next stage, and from the last back to stage 0 in decode."""
+    stages, k = plan.stages, plan.num_stages
+    sends = [boundary_transfers(stages[s], stages[s + 1], nbytes, cluster, cost) for s in range(k - 1)]
+    sends.append(boundary_transfers(stages[-1], stages[0], nbytes, cluster, cost) if loops_back else ())
+    return sends
 
 
-def _trace_allreduce(record: EngineRecord, devices: tuple[str, ...], step: Step, begin_s: float) -> None:
-    if step.allreduce is not None:
-        for device in devices:
-            record.trace.append((device, step.allreduce.label, "communication", begin_s, step.allreduce.duration_s))
+def _forward(inboxes: list[simpy.Store], stage: int, last: bool, decode: bool, iterations: int,
+             driver: list[PrefillDriver]) -> Any:
+    """Where a token goes after ``stage``: the next inbox; from the last stage, stage 0's (decode,
+    one iteration on) or back to the prefill driver."""
+    def forward(token: Token) -> None:
+        if not last:
+            inboxes[stage + 1].put(token)
+        elif decode:
+            token.iteration += 1
+            if token.iteration < iterations:
+                inboxes[0].put(token)
+        else:
+            driver[0].token_left(token)
+
+    return forward
 
 
-def _trace_ops(record: EngineRecord, devices: tuple[str, ...], ops: tuple, start_s: float) -> None:  # type: ignore[type-arg]
-    for device in devices:
-        t = start_s
-        for op in ops:
-            record.trace.append((device, op.name, "compute", t, op.time_s))
-            t += op.time_s
+def _on_completed(recorder: Recorder, steady: SteadyState, decode: bool, env: simpy.Environment) -> Any:
+    def on_completed(token: Token) -> None:
+        recorder.completed(token.microbatch, token.iteration, env.now)
+        if decode and token.microbatch == 0:
+            steady.at_boundary(token.iteration)
+
+    return on_completed
+
+
+def _steady_state(env: simpy.Environment, fabric: Fabric, recorder: Recorder, workload: Workload,
+                  traced_until: int, wanted: bool) -> SteadyState:
+    repeats = not (workload.phase == "decode" and workload.context_growth == "grow")
+    return SteadyState(env, fabric, recorder, (workload.warmup_iters, traced_until, workload.iterations),
+                       enabled=wanted and repeats)
+
+
+def _record(plan: Plan, passes: PassCache, recorder: Recorder, transfers: list[tuple[Transfer, ...]],
+            decode: bool, skipped: int, end_s: float, trace: list[TraceSlice]) -> EngineRecord:
+    bytes_sent = {d: 0.0 for d in plan.devices}
+    bytes_received = {d: 0.0 for d in plan.devices}
+    for s, stage in enumerate(plan.stages):
+        runs = recorder.passes_run[s]
+        allreduce_bytes = runs * passes.get(s, 0).allreduce_bytes_sent  # the same at every context
+        for device in stage.devices:  # a ring all-reduce sends and receives the same bytes per rank
+            bytes_sent[device] += allreduce_bytes
+            bytes_received[device] += allreduce_bytes
+        for t in transfers[s]:
+            bytes_sent[t.src] += runs * t.cost.bytes_sent_per_rank
+            bytes_received[t.dst] += runs * t.cost.bytes_sent_per_rank
+    return EngineRecord(passes=passes, recorder=recorder, messages_per_pass=[len(t) for t in transfers],
+                        loops_back=decode and plan.num_stages > 1, bytes_sent=bytes_sent,
+                        bytes_received=bytes_received, skipped_iterations=skipped, end_s=end_s, trace=trace)

@@ -1,10 +1,14 @@
-"""Links as reservable resources, one per directed hop (``(u, v)`` of a cluster route).
+"""The links of a cluster: one FIFO resource per directed hop (``(u, v)`` of a cluster route).
 
-A transfer waits until every hop it uses is free, then holds them: a point-to-point
-message for its serialization time (data arrives ``latency`` later), a collective for its
-whole duration (a ring keeps every port of the group busy until it ends). Requests are
-served in the order they are made (FIFO, non-preemptive), so transfers sharing a link
-contend and the later one starts when the earlier one releases it.
+A transfer holds every hop of its route at once: a point-to-point message for its serialization
+time (the data arrives ``latency`` after that), a collective for its whole duration (a ring keeps
+every port of its group busy until it ends). Transfers are served in the order they ask, each
+starting when all of its hops are free (FIFO, non-preemptive), so two messages on one link
+arrive at ``latency + serialization`` and ``latency + 2 x serialization``.
+
+The resource is kept as a busy-until time per hop rather than as ``simpy.Resource`` objects: a
+transfer that needs several hops books them all in one step, with no partial holds and no
+deadlock, and costs one event instead of one per hop. :meth:`Fabric.hold` is the whole interface.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ class Fabric:
     def __init__(self) -> None:
         self._free_at_s: dict[Hop, float] = {}
 
-    def reserve(self, hops: tuple[Hop, ...], now_s: float, hold_s: float) -> float:
-        """Hold ``hops`` for ``hold_s`` from the earliest time all are free; returns that start."""
+    def hold(self, hops: tuple[Hop, ...], now_s: float, duration_s: float) -> float:
+        """Book ``hops`` for ``duration_s`` from the earliest time all are free (and not before
+        ``now_s``); returns that start time."""
         if not hops:
             return now_s
         free_at = self._free_at_s
@@ -31,5 +36,14 @@ class Fabric:
             start_s = max(map(free_at.__getitem__, hops))
         if start_s < now_s:
             start_s = now_s
-        free_at.update(dict.fromkeys(hops, start_s + hold_s))
+        free_at.update(dict.fromkeys(hops, start_s + duration_s))
         return start_s
+
+    def busy_after(self, now_s: float) -> tuple[tuple[Hop, float], ...]:
+        """Every hop still booked after ``now_s``, with how long it stays booked (a snapshot)."""
+        return tuple(sorted((hop, free - now_s) for hop, free in self._free_at_s.items() if free > now_s))
+
+    def shift(self, delta_s: float) -> None:
+        """Move every booking ``delta_s`` later (the steady state skipping whole periods)."""
+        for hop in self._free_at_s:
+            self._free_at_s[hop] += delta_s

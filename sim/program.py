@@ -85,31 +85,38 @@ def compile_pass(stage_pass_: StagePass) -> PassProgram:
 
 
 class PassCache:
-    """Compiled passes per (stage, context length): a growing context changes attention only."""
+    """Compiled passes per (stage, context length), keeping only the few contexts in use: a
+    growing context compiles each length once and drops it when the run has moved on."""
+
+    KEEP_CONTEXTS = 4  # per stage: stages work on neighbouring iterations at once
 
     def __init__(self, plan: Plan, workload: Workload, cluster: Cluster, cost: CostModel) -> None:
         self._plan, self._workload, self._cluster, self._cost = plan, workload, cluster, cost
-        self.programs: dict[tuple[int, int], PassProgram] = {}  # (stage, context length) -> program
-        shapes = [workload.token_shape(plan.microbatches, it) for it in range(workload.iterations)]
-        self.contexts = [shape.context_len for shape in shapes]  # per iteration
-        self._iteration_of_context = {c: it for it, c in reversed(list(enumerate(self.contexts)))}
+        self._programs: list[dict[int, PassProgram]] = [{} for _ in plan.stages]  # stage -> context -> program
+        self.compiled = 0  # passes compiled so far (each context of each stage once while it is in use)
 
     def shape(self, iteration: int) -> TokenShape:
         return self._workload.token_shape(self._plan.microbatches, iteration)
 
-    def get(self, stage: int, iteration: int) -> PassProgram:
-        key = (stage, self.contexts[iteration])
-        program = self.programs.get(key)
-        if program is None:
-            shape = self.shape(iteration)
-            plan = self._plan
-            program = compile_pass(stage_pass(plan.model, plan.stages[stage], shape, self._cluster, self._cost,
-                                              plan_counts_sram(plan)))
-            self.programs[key] = program
-        return program
+    def context_of(self, iteration: int) -> int:
+        w = self._workload
+        if w.phase == "prefill":
+            return w.prompt_len
+        return w.context_len + (iteration if w.context_growth == "grow" else 0)
 
-    def for_context(self, stage: int, context_len: int) -> PassProgram:
-        return self.get(stage, self._iteration_of_context[context_len])
+    def get(self, stage: int, iteration: int) -> PassProgram:
+        programs = self._programs[stage]
+        context = self.context_of(iteration)
+        program = programs.get(context)
+        if program is None:
+            plan = self._plan
+            program = compile_pass(stage_pass(plan.model, plan.stages[stage], self.shape(iteration), self._cluster,
+                                              self._cost, plan_counts_sram(plan)))
+            self.compiled += 1
+            if len(programs) >= self.KEEP_CONTEXTS:
+                del programs[min(programs)]  # contexts only grow: the smallest is done with
+            programs[context] = program
+        return program
 
 
 def boundary_transfers(src: Stage, dst: Stage, nbytes: int, cluster: Cluster, cost: CostModel) -> tuple[Transfer, ...]:
@@ -128,7 +135,7 @@ def boundary_time_s(transfers: tuple[Transfer, ...]) -> float:
     """How long a stage is blocked sending one activation when no other traffic contends: its
     rank-to-rank messages reserve their hops in order (a fan-out waits on the sender's port)."""
     fabric = Fabric()
-    return max((fabric.reserve(t.hops, 0.0, t.cost.serialization_s) + t.cost.time_s for t in transfers), default=0.0)
+    return max((fabric.hold(t.hops, 0.0, t.cost.serialization_s) + t.cost.time_s for t in transfers), default=0.0)
 
 
 def group_ports(stage: Stage, cluster: Cluster) -> tuple[Hop, ...]:

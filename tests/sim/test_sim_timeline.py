@@ -33,7 +33,9 @@ def test_two_stage_closed_loop_one_microbatch(make_experiment):
     record = simulate_events(plan, experiment.workload, experiment.cluster, cost)
     # Token 0: stage 0 (576), send (2), stage 1 (576) -> leaves at 1154 us. Each later token also
     # waits for the return trip to stage 0 (2 us): 1154 + 1156 = 2310, then 3466.
-    assert record.completions_s[0] == pytest.approx([1154 * US, 2310 * US, 3466 * US], rel=1e-12)
+    # (warmup 1, measured 2: the window runs from token 0 leaving to token 2 leaving)
+    assert record.recorder.window_start_s == pytest.approx([1154 * US], rel=1e-12)
+    assert record.recorder.window_end_s == pytest.approx([3466 * US], rel=1e-12)
     result = simulate_plan(experiment, "pp2", profile=toy_profile())
     # Measured window: from token 0 (warmup) leaving to token 2 leaving = 2 steps of 1156 us.
     assert result.metrics.step_time_s == pytest.approx(1156 * US, rel=1e-12)
