@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from topology.profile import AttentionPoint, CollectiveFit, GemmPoint, HardwareProfile, ProfileParams
-from validate.calibration_fit import (
+from executor.calibrate.fit import (
     best_gemm_flops_per_s,
     fit_collectives,
     fit_copy_bandwidth,
@@ -19,6 +18,7 @@ from validate.calibration_fit import (
     per_kernel_s,
     usable_l2_bytes,
 )
+from topology.profile import AttentionPoint, CollectiveFit, GemmPoint, HardwareProfile, ProfileParams
 
 
 def _ok(raw: dict[str, Any], section: str) -> dict[str, Any] | None:

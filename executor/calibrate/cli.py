@@ -25,6 +25,7 @@ from executor.calibrate.grids import CalibrationGrid, cpu_grid, gpu_grid
 from executor.calibrate.hbm import measure_hbm
 from executor.calibrate.l2 import measure_l2
 from executor.calibrate.launch import measure_launch
+from executor.calibrate.plots import plot_profile
 from executor.calibrate.summary import summary_table
 from executor.calibrate.timing import Device
 from topology.errors import LayerwiseError
@@ -154,11 +155,10 @@ def calibrate(args: argparse.Namespace) -> HardwareProfile:
 
 def _plot(profile: HardwareProfile, profile_path: Path) -> Path | None:
     try:
-        from validate.calibration_plots import plot_profile
-    except ModuleNotFoundError as exc:
+        return plot_profile(profile, profile_path.with_suffix(".png"))
+    except ModuleNotFoundError as exc:  # matplotlib is optional (the 'report' extra)
         _progress(f"no plot: missing module {exc.name!r}")
         return None
-    return plot_profile(profile, profile_path.with_suffix(".png"))
 
 def run(args: argparse.Namespace) -> int:
     if args.plot_only:

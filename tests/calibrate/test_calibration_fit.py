@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from topology.profile import GemmPoint
-from validate.calibration_fit import (
+from executor.calibrate.fit import (
     collective_factor,
     fit_collectives,
     fit_copy_bandwidth,
@@ -18,6 +17,7 @@ from validate.calibration_fit import (
     per_kernel_s,
     usable_l2_bytes,
 )
+from topology.profile import GemmPoint
 
 MiB = 2**20
 SIZES_BYTES = [1024 * 4**i for i in range(11)]  # 1 KiB .. 1 GiB

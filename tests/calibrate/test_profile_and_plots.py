@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from executor.calibrate.assemble import build_profile
+from executor.calibrate.fit import collective_factor
 from executor.calibrate.grids import gpu_grid, model_weight_shapes
+from executor.calibrate.plots import plot_profile
 from topology.model import load_model
 from topology.profile import load_profile, write_profile
-from validate.calibration_fit import collective_factor
-from validate.calibration_plots import plot_profile
 
 MiB = 2**20
 

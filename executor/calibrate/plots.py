@@ -1,20 +1,21 @@
-"""One PNG per calibration profile: GEMM efficiency, L2 hot/cold, collectives (if measured)."""
+"""One PNG per calibration profile: GEMM efficiency, L2 hot/cold, collectives (if measured).
+
+matplotlib is imported only when a plot is drawn (:func:`plot_profile`): the executor, and
+calibration without ``--plot``, run on machines that do not have it.
+"""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
-
+from executor.calibrate.fit import best_gemm_flops_per_s, collective_factor, gemm_efficiency
 from topology.atomic_io import write_bytes_atomic
 from topology.profile import HardwareProfile
-from validate.calibration_fit import best_gemm_flops_per_s, collective_factor, gemm_efficiency
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def _section(profile: HardwareProfile, name: str) -> dict[str, Any] | None:
@@ -116,6 +117,11 @@ def _plot_attention(ax: Axes, profile: HardwareProfile) -> None:
 
 def plot_profile(profile: HardwareProfile, png_path: str | Path) -> Path:
     """Render the profile's four panels to ``png_path`` (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     _plot_gemm(axes[0][0], profile)
     _plot_l2(axes[0][1], profile)
