@@ -174,4 +174,8 @@ def run(args: argparse.Namespace) -> int:
         png = _plot(profile, Path(args.out))
         if png:
             print(f"wrote {png}")
-    return 0
+    rejected = profile.raw.get("rejected") or []
+    for entry in rejected:  # left out of the profile: the simulator keeps the data file's value
+        print(f"layerwise calibrate: {entry['field']} = {entry['value']:.4g} rejected: {entry['reason']}",
+              file=sys.stderr)
+    return 1 if rejected else 0
