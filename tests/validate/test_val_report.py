@@ -22,6 +22,7 @@ SECTIONS = (
     "## Data and method",
     "## Measured vs predicted",
     "## Per-experiment error",
+    "## Runs across machine leases",
     "## Step-time breakdown",
     "## Timelines: simulated and profiled",
     "## Rank agreement",
@@ -70,7 +71,17 @@ def test_fitted_profile_loads_in_the_simulator(report_dir: Path) -> None:
     for name, value in profile.params.sim_params.items():
         assert getattr(params, name) == pytest.approx(value)
     summary = json.loads((report_dir / "validation.json").read_text(encoding="utf-8"))
-    assert summary["errors"]["decode/held_out"]["count"] == 8
+    assert {r: row["runs"] for r, row in summary["regimes"].items()} == {"decode-graph": 6, "decode-eager": 2,
+                                                                          "prefill": 1}
+    assert summary["rank_agreement"]["microbatch count"]["groups"] == 2  # small b64 mb1/2/4, llama mb1/2
+    assert summary["rank_agreement"]["layout (TP against pipeline)"]["groups"] == 0
+    # one held-out band per regime, each covering the kernels only (single-GPU runs)
+    bands = {band.regime: band for band in profile.validation}
+    assert set(bands) == {"decode-graph", "decode-eager", "prefill"}
+    graph = bands["decode-graph"]
+    assert graph.runs == 6 and graph.components == ("kernels",) and graph.hosts == 1
+    assert graph.mape == pytest.approx(summary["regimes"]["decode-graph"]["held_out"]["mape"])
+    assert graph.source.endswith("report.md")
     # synthetic data made with known parameters: the fit lands near them (if the simulator's
     # cost model changes, regenerate the sample: python tests/data/validate/make_sample.py)
     truth = json.loads((SAMPLE / "hardware" / "small-b64-mb1.json").read_text())["environment"]["truth_sim_params"]
