@@ -83,10 +83,18 @@ class Measurement:
 
     @property
     def config_key(self) -> str:
-        """Equal for runs the simulator cannot tell apart (model, cluster, workload, plan): repeats."""
+        """Equal for runs the simulator cannot tell apart (model, cluster, steady workload, plan): repeats.
+
+        Iteration counts are left out (validation compares steady-state steps; a profiled twin
+        that ran fewer iterations is the same configuration); a growing context is keyed by the
+        context at the middle of its measured window, the one re-simulation matches.
+        """
+        workload = self.experiment.workload.to_dict()
+        warmup, measured = workload.pop("warmup_iters"), workload.pop("measured_iters")
+        if workload.get("context_growth") == "grow":
+            workload["context_len"] += warmup + measured // 2
         return json.dumps({"model": self.experiment.model.to_dict(), "cluster": self.experiment.cluster.to_dict(),
-                           "workload": self.experiment.workload.to_dict(), "plan": self.plan.to_dict()},
-                          sort_keys=True)
+                           "workload": workload, "plan": self.plan.to_dict()}, sort_keys=True)
 
     @property
     def group_key(self) -> str:
