@@ -17,10 +17,6 @@ from validate.seed_question import (
 TOP_CAUSES = 3  # breakdown components named per plan
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
 def _causes(breakdown_s: dict[str, float]) -> str:
     top = sorted(breakdown_s.items(), key=lambda kv: kv[1], reverse=True)[:TOP_CAUSES]
     return ", ".join(f"{name} {1e6 * value:.0f} us" for name, value in top) or "n/a"
