@@ -8,13 +8,15 @@ layers (a CUDA-graph replay or eager) and sends the result on. Sends are non-blo
 waited on only before their buffer is written again (the next forward of ``m``).
 
 Timing per measured (t, m): the wait for the input (idle: bubbles and p2p transfer), then the
-forward (compute, TP all-reduces included; :func:`time_allreduce_s` measures those apart).
+forward (compute, TP all-reduces included; :func:`time_stage_collectives_s` measures those apart,
+in a CUDA graph when the step replays graphs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -287,19 +289,34 @@ def capture_graphs(
     return replays
 
 
-def time_allreduce_s(run: RankRun, payload_shape: tuple[int, ...], repeats: int = 20) -> float:
-    """Mean time of one TP all-reduce of ``payload_shape`` on this stage's group (0 at TP 1)."""
-    if run.groups.tp is None:
+def time_stage_collectives_s(run: RankRun, payload_shape: tuple[int, ...], calls: int, repeats: int = 20) -> float:
+    """Seconds per TP all-reduce on this stage's group, measured the way the step runs them (0 at TP 1).
+
+    A burst of the step's ``calls`` all-reduces of ``payload_shape`` per iteration: captured in one
+    CUDA graph and replayed when the step replays graphs (:func:`capture_graphs`, as the forward
+    is), issued eagerly otherwise, and timed like the step (clock marks around ``repeats``
+    bursts). Eager all-reduces timed after a graph-mode run would add the launch cost the graph
+    replay does not pay, and overstate the communication share.
+    """
+    if run.groups.tp is None or calls == 0:
         return 0.0
     run.activity = Activity(what="timing TP all-reduces")
-    tensor = torch.ones(payload_shape, device=run.device, dtype=run.dtype)
-    for _ in range(3):
-        dist.all_reduce(tensor, group=run.groups.tp)
-        tensor.fill_(1.0)
+    tensor = torch.zeros(payload_shape, device=run.device, dtype=run.dtype)  # zeros: sums stay finite
+
+    def burst(_: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        for _ in range(calls):
+            dist.all_reduce(tensor, group=run.groups.tp)
+        return tensor, None
+
+    if run.use_graphs:
+        replay = capture_graphs(burst, 1, run.device)[0]
+    else:
+        burst(0)  # warm up the group's buffers and connections
+        replay = partial(burst, 0)
     clock = Clock(run.device, 2)
     clock.mark(0)
     for _ in range(repeats):
-        dist.all_reduce(tensor, group=run.groups.tp)
+        replay()
     clock.mark(1)
     clock.sync()
-    return clock.elapsed_s(0, 1) / repeats
+    return clock.elapsed_s(0, 1) / (repeats * calls)

@@ -42,7 +42,7 @@ from executor.pipeline import (
     run_decode,
     run_prefill,
     run_prefill_pass,
-    time_allreduce_s,
+    time_stage_collectives_s,
 )
 from topology.atomic_io import check_output_file, write_bytes_atomic
 from topology.errors import LayerwiseError
@@ -261,8 +261,8 @@ def _execute(run: RankRun, trace: str | None, fill: str, request: AttentionReque
     b = run.microbatch_size
     h = run.stage_model.model.hidden_size
     payload = (b, h) if workload.phase == "decode" else (b, workload.prompt_len, h)
-    timings.allreduce_s = time_allreduce_s(run, payload)
     timings.allreduces_per_iter = 2 * len(run.stage_model.layers) * run.microbatches if run.groups.tp else 0
+    timings.allreduce_s = time_stage_collectives_s(run, payload, timings.allreduces_per_iter)
     timings.extra["attention"] = choices
     return timings
 
@@ -292,7 +292,11 @@ def _report(run: RankRun, experiment: Experiment, plan_name: str, plan: Plan, ti
         "kv_capacity_tokens": workload.kv_capacity_tokens,
         "microbatches": plan.microbatches,
         "sdpa_backend": args.sdpa_backend,
-        "communication_note": "TP all-reduce time measured apart on each stage's group, times calls per iteration",
+        "communication_note": (
+            "TP all-reduces timed apart on each stage's group as a burst of one iteration's calls, "
+            + ("captured in a CUDA graph and replayed, as the step is" if run.use_graphs else "issued eagerly, as "
+               "the step issues them")),
+        "communication_timing": "graph-replay" if run.use_graphs else "eager",
     }
     metrics = build_metrics(plan, workload, records, extra)
     result = RunResult(

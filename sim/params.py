@@ -21,6 +21,7 @@ DEFAULT_ATTENTION_EFFICIENCY = 0.5  # FlashAttention-2/3 forward reaches ~35-75%
 DEFAULT_HBM_EFFICIENCY = 0.9  # streaming kernels reach ~90% of the HBM datasheet bandwidth
 DEFAULT_LINK_EFFICIENCY = 0.8  # nccl-tests bus bandwidth tops out near 80% of the link's per-direction peak
 DEFAULT_GEMM_MIN_ROWS = 64.0  # Hopper wgmma tiles are 64 rows: a GEMM with fewer rows pays for 64
+UNSCALED = 1.0  # a prefill time scale that leaves the kernel model as it is (fitted by layerwise validate)
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,9 @@ class SimParams:
     compute_efficiency: float  # achieved fraction of peak for large GEMMs
     attention_efficiency: float  # achieved fraction of peak for compute-bound attention (prefill)
     gemm_min_rows: float  # GEMMs with fewer rows (tokens) than this run at rows/gemm_min_rows of the rate
-    hbm_bw_bytes_per_s: float  # HBM bandwidth (datasheet, or a measured copy bandwidth)
-    hbm_efficiency: float  # achieved fraction of hbm_bw_bytes_per_s for streaming kernels
+    hbm_bw_bytes_per_s: float  # HBM bandwidth of read + write streams (datasheet, or a measured copy)
+    hbm_read_bw_bytes_per_s: float  # HBM bandwidth of pure reads: weights, KV cache (datasheet, or measured read)
+    hbm_efficiency: float  # achieved fraction of both HBM bandwidths for streaming kernels
     l2_bw_bytes_per_s: float  # read bandwidth of data hot in L2
     l2_usable_bytes: float  # bytes of L2 a resident working set can hold
     launch_overhead_eager_s: float  # per-kernel cost, eager launches
@@ -43,6 +45,12 @@ class SimParams:
     collective_latency_s: float  # per ring step of a collective inside a node
     p2p_latency_s: float  # per point-to-point message inside a node
     inter_node_latency_s: float  # per message or ring step that crosses nodes
+    # Prefill passes only (new tokens > 1): measured / modelled kernel time by kind, fitted on
+    # prefill runs (a long prefill sustains lower clocks than calibration's short bursts, and its
+    # attention runs at batch sizes calibration does not measure). 1 = the model as it is.
+    prefill_gemm_time_scale: float
+    prefill_attention_time_scale: float
+    prefill_elementwise_time_scale: float  # norms, activations, residual adds
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -58,7 +66,13 @@ class SimParams:
 
     @property
     def hbm_effective_bw_bytes_per_s(self) -> float:
+        """Read + write streams (activations in and out, KV appends)."""
         return self.hbm_bw_bytes_per_s * self.hbm_efficiency
+
+    @property
+    def hbm_effective_read_bw_bytes_per_s(self) -> float:
+        """Pure read streams (weights, the KV cache attention reads)."""
+        return self.hbm_read_bw_bytes_per_s * self.hbm_efficiency
 
     def launch_overhead_s(self, cuda_graphs: bool) -> float:
         return self.launch_overhead_graph_s if cuda_graphs else self.launch_overhead_eager_s
@@ -80,6 +94,7 @@ def datasheet_params(cluster: Cluster) -> SimParams:
         attention_efficiency=DEFAULT_ATTENTION_EFFICIENCY,
         gemm_min_rows=DEFAULT_GEMM_MIN_ROWS,
         hbm_bw_bytes_per_s=gpu.hbm_bw_bytes_per_s,
+        hbm_read_bw_bytes_per_s=gpu.hbm_bw_bytes_per_s,  # a datasheet gives one peak for both
         hbm_efficiency=DEFAULT_HBM_EFFICIENCY,
         l2_bw_bytes_per_s=gpu.l2_bw_bytes_per_s,
         l2_usable_bytes=float(gpu.l2_usable_bytes),
@@ -91,6 +106,9 @@ def datasheet_params(cluster: Cluster) -> SimParams:
         collective_latency_s=intra.latency_s,
         p2p_latency_s=intra.latency_s,
         inter_node_latency_s=inter_link.latency_s,
+        prefill_gemm_time_scale=UNSCALED,
+        prefill_attention_time_scale=UNSCALED,
+        prefill_elementwise_time_scale=UNSCALED,
     )
 
 
@@ -102,8 +120,13 @@ def resolve_params(cluster: Cluster, profile: HardwareProfile | None) -> SimPara
     measured = profile.params
     updates: dict[str, float] = {}
     if measured.hbm_bw_bytes_per_s is not None:
-        # A measured copy bandwidth is already what streaming kernels achieve.
-        updates.update(hbm_bw_bytes_per_s=float(measured.hbm_bw_bytes_per_s), hbm_efficiency=1.0)
+        # Measured rates are already what streaming kernels achieve (efficiency 1 for both), so a
+        # read rate is used with a measured copy rate only. Without one (profiles from before
+        # it was measured), reads are priced at the copy rate, as they were.
+        copy = float(measured.hbm_bw_bytes_per_s)
+        read = measured.hbm_read_bw_bytes_per_s
+        updates.update(hbm_bw_bytes_per_s=copy, hbm_read_bw_bytes_per_s=float(read) if read else copy,
+                       hbm_efficiency=1.0)
     if measured.matmul_flops_per_s is not None:
         # The best measured large-GEMM rate is the achieved rate itself.
         updates.update(peak_flops_per_s=float(measured.matmul_flops_per_s), compute_efficiency=1.0)

@@ -17,10 +17,10 @@ from validate.crossval import Validation, validate_measurements
 from validate.folds import describe_folds, parse_folds, split_folds
 from validate.measured import Measurement, load_measurements
 from validate.prediction import with_sim_params, without_sim_params
-from validate.ranking import rank_groups
-from validate.report import ReportInput, Timelines, write_report
+from validate.ranking import agreement_by_kind, rank_groups
+from validate.regimes import REGIME_CANDIDATES, default_params
+from validate.report import MARKDOWN_NAME, ReportInput, Timelines, write_report
 from validate.resimulate import (
-    DEFAULT_PARAM_CANDIDATES,
     MEASURED_ITERS,
     WARMUP_ITERS,
     measurement_predictor,
@@ -29,7 +29,7 @@ from validate.resimulate import (
     simulate,
 )
 from validate.seed_question import SeedExtrapolation, extrapolate_seed, unmeasured_experiments
-from validate.summary import VARIANTS, phases, summarize
+from validate.summary import VARIANTS, regime_errors, regimes, summarize
 from validate.timeline import load_trace_bars, steady_window
 from validate.traces import find_profiled_trace
 
@@ -42,8 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", help="measured result JSON files or folders (searched recursively)")
     parser.add_argument("--profile", help="calibration profile JSON (layerwise calibrate); default: datasheet only")
     parser.add_argument("--out", required=True, help="folder for report.md, report.html, fitted-profile.json")
-    parser.add_argument("--params", help="comma-separated simulator parameters to fit "
-                        f"(default: those of {', '.join(DEFAULT_PARAM_CANDIDATES)} the data responds to)")
+    candidates = "; ".join(f"{regime}: {', '.join(names)}" for regime, names in REGIME_CANDIDATES.items())
+    parser.add_argument("--params", help="comma-separated simulator parameters to fit, each on its own regime's "
+                        f"runs (default: per regime, those of [{candidates}] the data responds to, at most one per "
+                        "3 configurations of the regime; efficiencies the profile measured are not fitted)")
     parser.add_argument("--folds", help="'loo' or K for K-fold by experiment (default: loo up to 12 experiments, "
                         "else 5)")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the fold shuffle (default 0)")
@@ -67,7 +69,8 @@ def _param_names(text: str | None, measurements: list[Measurement], base: Hardwa
         if not names:
             raise LayerwiseError("--params", "no parameter names given")
         return names
-    return responsive_params(DEFAULT_PARAM_CANDIDATES, measurements, base, measurement_predictor())
+    predictor = measurement_predictor()
+    return default_params(measurements, base, lambda names, runs: responsive_params(names, runs, base, predictor))
 
 
 def _timelines(validation: Validation, fitted: HardwareProfile, out: Path) -> Timelines | None:
@@ -94,21 +97,27 @@ def _timelines(validation: Validation, fitted: HardwareProfile, out: Path) -> Ti
     return Timelines(chosen.key, simulated, profiled, f"`{profiled_path}`.")
 
 
-def _summary_json(validation: Validation, fitted_path: Path) -> dict[str, object]:
-    errors = {
-        f"{phase}/{variant}": {"count": s.count, "mape": s.mape, "max_ape": s.max_ape, "worst": s.worst_key}
-        for phase in phases(validation.outcomes)
-        for variant in VARIANTS
-        if (s := summarize(validation.outcomes, variant, phase)) is not None
-    }
+def _regime_row(validation: Validation, regime: str) -> dict[str, object]:
+    row: dict[str, object] = {}
+    for variant in VARIANTS:
+        s = summarize(validation.outcomes, variant, regime)
+        assert s is not None
+        row.update(runs=s.count, configurations=s.configurations, leases=s.leases)
+        row[variant] = {"mape": s.mape, "worst": s.max_ape, "worst_run": s.worst_key}
+    return row
+
+
+def _summary_json(validation: Validation, fitted_path: Path, rankings: tuple[object, ...]) -> dict[str, object]:
     return {
-        "errors": errors,
+        "regimes": {regime: _regime_row(validation, regime) for regime in regimes(validation.outcomes)},
+        "rank_agreement": {kind: {"groups": g, "best_agrees": b, "order_agrees": o}
+                           for kind, (g, b, o) in agreement_by_kind(rankings).items()},  # type: ignore[arg-type]
         "fitted_params": validation.final_fit.values,
         "unconstrained_params": list(validation.final_fit.unconstrained),
         "fitted_profile": str(fitted_path),
         "experiments": [
-            {"key": o.measurement.key, "path": o.measurement.path, "phase": o.measurement.phase, "fold": o.fold,
-             "measured_step_time_s": o.measured_step_time_s,
+            {"key": o.measurement.key, "path": o.measurement.path, "regime": o.measurement.regime,
+             "lease": o.measurement.lease, "fold": o.fold, "measured_step_time_s": o.measured_step_time_s,
              **{f"{v}_step_time_s": getattr(o, v).step_time_s for v in (*VARIANTS, "final")}}
             for o in validation.outcomes
         ],
@@ -137,17 +146,13 @@ def run(args: argparse.Namespace) -> int:
     validation = validate_measurements(measurements, measurement_predictor(), base, specs, folds, _progress)
 
     fitted = with_sim_params(base, validation.final_fit.values, gpu_name)
-    mape, max_ape = None, None
-    decode = summarize(validation.outcomes, "held_out", "decode")
-    if decode:
-        mape, max_ape = decode.mape, decode.max_ape
+    bands = regime_errors(validation.outcomes, str(out / MARKDOWN_NAME))
     fitted = HardwareProfile(
         gpu_name=fitted.gpu_name, gpu_count=fitted.gpu_count, params=fitted.params,
         environment={**fitted.environment, "validate": {
             "results": [m.path for m in measurements], "calibration_profile": args.profile,
-            "held_out_decode_mape": mape, "held_out_decode_max_ape": max_ape,
             "unconstrained_params": list(validation.final_fit.unconstrained)}},
-        raw=fitted.raw, source="validate-fit",
+        raw=fitted.raw, source="validate-fit", validation=bands,
     )
     fitted_path = write_profile(out / FITTED_PROFILE_NAME, fitted)
 
@@ -162,9 +167,11 @@ def run(args: argparse.Namespace) -> int:
             seed_note = str(exc)
     measured_devices = max(m.plan.num_devices for m in measurements)
     synthetic = any(bool(m.result.environment.get("synthetic")) for m in measurements)
+    rankings = rank_groups(validation.outcomes, "held_out")
     data = ReportInput(
         validation=validation,
-        rankings_held_out=rank_groups(validation.outcomes, "held_out"),
+        bands=bands,
+        rankings_held_out=rankings,
         rankings_uncalibrated=rank_groups(validation.outcomes, "uncalibrated"),
         command="layerwise validate " + " ".join(shlex.quote(a) for a in _command_args(args)),
         profile_label=f"`{args.profile}`" if args.profile else "none (datasheet only; uncalibrated = datasheet)",
@@ -180,10 +187,11 @@ def run(args: argparse.Namespace) -> int:
         excluded=excluded,
     )
     markdown, page = write_report(out, data)
-    write_json_atomic(out / SUMMARY_NAME, _summary_json(validation, fitted_path))
-    mape_text = "n/a" if mape is None else f"{100 * mape:.1f}% (max {100 * (max_ape or 0.0):.1f}%)"
-    print(f"held-out decode MAPE {mape_text} over {len(measurements)} experiments; "
-          f"fitted {validation.final_fit.values}")
+    write_json_atomic(out / SUMMARY_NAME, _summary_json(validation, fitted_path, rankings))
+    for band in bands:
+        print(f"held-out {band.regime}: MAPE {100 * band.mape:.1f}%, worst {100 * band.worst:.1f}% "
+              f"({band.runs} runs, {band.configurations} configurations, {band.hosts} leases)")
+    print(f"fitted {validation.final_fit.values}")
     print(f"wrote {markdown}, {page}, {fitted_path}")
     return 0
 

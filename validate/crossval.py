@@ -1,5 +1,7 @@
 """Held-out error: fit on each fold's training experiments, predict only its held-out ones.
 
+Each fold fits regime by regime (:func:`validate.regimes.fit_by_regime`).
+
 Besides the held-out predictions this records, for the same experiments, the simulator
 with the calibration profile and no fit ("uncalibrated") and with no profile at all
 ("datasheet"), so the value of calibrating and of fitting is visible; and the final fit on
@@ -14,10 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from topology.profile import HardwareProfile
-from validate.fit import FitResult, ParamSpec, fit_params
+from validate.fit import FitResult, ParamSpec
 from validate.folds import Fold
 from validate.measured import Measurement
 from validate.prediction import Prediction, PredictionMemo, Predictor, without_sim_params
+from validate.regimes import fit_by_regime
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def validate_measurements(
     fold_fits = []
     for fold in folds:
         train = [measurements[i] for i in fold.train]
-        fit = fit_params(fitted, train, specs)
+        fit = fit_by_regime(fitted, train, specs)
         fold_fits.append(fit)
         for i in fold.held_out:
             if i in held_out:
@@ -78,7 +81,7 @@ def validate_measurements(
                               / measurements[i].measured_step_time_s - 1.0) for i in fold.held_out])
         progress(f"fold {fold.index + 1}/{len(folds)}: held-out MAPE {100 * scores:.1f}% "
                  f"({fit.evaluations} evaluations, {fitted.evaluations} simulations so far)")
-    final_fit = fit_params(fitted, measurements, specs)
+    final_fit = fit_by_regime(fitted, measurements, specs)
     progress(f"final fit on all {len(measurements)} experiments: {final_fit.values}")
     outcomes = tuple(
         Outcome(

@@ -76,17 +76,20 @@ def _values(specs: tuple[ParamSpec, ...], multiples: np.ndarray) -> dict[str, fl
     return {s.name: float(f"{s.start * float(x):.9g}") for s, x in zip(specs, multiples, strict=True)}
 
 
-def fit_params(memo: PredictionMemo, measurements: list[Measurement], specs: tuple[ParamSpec, ...]) -> FitResult:
-    """Least-squares fit of ``specs`` to ``measurements`` (the training split only)."""
+def fit_params(memo: PredictionMemo, measurements: list[Measurement], specs: tuple[ParamSpec, ...],
+               fixed: dict[str, float] | None = None) -> FitResult:
+    """Least-squares fit of ``specs`` to ``measurements`` (the training split only), with the
+    parameters in ``fixed`` held at their values (they are not in the result)."""
+    held = dict(fixed or {})
     if not specs:
-        errors = relative_errors(memo, measurements, {})
+        errors = relative_errors(memo, measurements, held)
         return FitResult({}, (), float(np.mean(np.abs(errors))), 0, True, "no parameters to fit")
     lower = np.array([s.lower / s.start for s in specs])
     upper = np.array([s.upper / s.start for s in specs])
     start = np.ones(len(specs))
 
     def residuals(multiples: np.ndarray) -> np.ndarray:
-        return relative_errors(memo, measurements, _values(specs, multiples))
+        return relative_errors(memo, measurements, {**held, **_values(specs, multiples)})
 
     solution = least_squares(
         residuals, start, bounds=(lower, upper), method="trf", diff_step=DIFF_STEP, max_nfev=MAX_EVALUATIONS,
@@ -96,7 +99,7 @@ def fit_params(memo: PredictionMemo, measurements: list[Measurement], specs: tup
     unconstrained = tuple(s.name for s, g in zip(specs, sensitivity, strict=True) if g < SENSITIVITY_FLOOR)
     multiples = np.where(sensitivity < SENSITIVITY_FLOOR, 1.0, solution.x)
     values = _values(specs, multiples)
-    errors = relative_errors(memo, measurements, values)
+    errors = relative_errors(memo, measurements, {**held, **values})
     return FitResult(
         values=values,
         unconstrained=unconstrained,

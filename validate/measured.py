@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from topology.accuracy import plan_components, regime_of
 from topology.cluster import cluster_names, load_cluster
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, experiment_from_dict
@@ -48,15 +49,52 @@ class Measurement:
         return None if backend in (None, "auto") else f"sdpa_backend={backend}"
 
     @property
+    def cuda_graphs(self) -> bool:
+        """Whether the run replayed CUDA graphs (as the executor recorded it; else as asked)."""
+        ran = self.result.metrics.extra.get("cuda_graphs")
+        return bool(ran) if isinstance(ran, bool) else self.experiment.workload.cuda_graphs
+
+    @property
+    def regime(self) -> str:
+        """``decode-graph``, ``decode-eager`` or ``prefill`` (:func:`topology.accuracy.regime_of`)."""
+        return regime_of(self.phase, self.cuda_graphs)
+
+    @property
+    def lease(self) -> str:
+        """The machine lease the run came from: a recorded ``lease`` or ``boot_id`` in its environment,
+        else the folder of its result file (each device call writes its own folder). Host-bound
+        eager runs differ from lease to lease; device-bound runs do not."""
+        env = self.result.environment
+        return str(env.get("lease") or env.get("boot_id") or Path(self.path).parent.name)
+
+    @property
+    def device_name(self) -> str:
+        """The GPU the run's environment reports (``torch.cuda.get_device_name``), else the preset's name."""
+        return str(self.result.environment.get("gpu_name") or self.experiment.cluster.gpu.name)
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """What the run exercised (:func:`topology.accuracy.plan_components`)."""
+        return plan_components(self.plan, self.experiment.cluster, loops_back=self.phase == "decode")
+
+    @property
     def gpu_name(self) -> str:
         return self.experiment.cluster.gpu.name
 
     @property
     def config_key(self) -> str:
-        """Equal for runs the simulator cannot tell apart (model, cluster, workload, plan): repeats."""
+        """Equal for runs the simulator cannot tell apart (model, cluster, steady workload, plan): repeats.
+
+        Iteration counts are left out (validation compares steady-state steps; a profiled twin
+        that ran fewer iterations is the same configuration); a growing context is keyed by the
+        context at the middle of its measured window, the one re-simulation matches.
+        """
+        workload = self.experiment.workload.to_dict()
+        warmup, measured = workload.pop("warmup_iters"), workload.pop("measured_iters")
+        if workload.get("context_growth") == "grow":
+            workload["context_len"] += warmup + measured // 2
         return json.dumps({"model": self.experiment.model.to_dict(), "cluster": self.experiment.cluster.to_dict(),
-                           "workload": self.experiment.workload.to_dict(), "plan": self.plan.to_dict()},
-                          sort_keys=True)
+                           "workload": workload, "plan": self.plan.to_dict()}, sort_keys=True)
 
     @property
     def group_key(self) -> str:

@@ -28,10 +28,6 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _short(key: str) -> str:
-    return key if len(key) <= 40 else key[:18] + "..." + key[-19:]
-
-
 def scatter_png(outcomes: tuple[Outcome, ...]) -> bytes:
     """Measured against predicted step time, every variant, with the y = x line."""
     fig, ax = plt.subplots(figsize=(6.0, 5.5))
@@ -56,45 +52,54 @@ def scatter_png(outcomes: tuple[Outcome, ...]) -> bytes:
 
 
 def error_bars_png(outcomes: tuple[Outcome, ...]) -> bytes:
-    """Relative error of each experiment, held-out next to uncalibrated."""
-    keys = [_short(o.measurement.key) for o in outcomes]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * len(keys) + 2), 4.5))
-    width = 0.4
-    positions = range(len(keys))
-    for shift, variant in ((-width / 2, "held_out"), (width / 2, "uncalibrated")):
+    """Relative error of each run, held-out next to uncalibrated: horizontal bars, one readable
+    name per row, grouped by regime (a separator line between regimes)."""
+    ordered = sorted(outcomes, key=lambda o: (o.measurement.regime, o.measurement.key))
+    names = [f"{o.measurement.key}  [{o.measurement.regime}]" for o in ordered]
+    fig, ax = plt.subplots(figsize=(9.0, 0.28 * len(names) + 1.6))
+    height = 0.4
+    rows = range(len(names))
+    for shift, variant in ((-height / 2, "held_out"), (height / 2, "uncalibrated")):
         label, colour, _ = VARIANT_STYLE[variant]
-        errors = [100 * o.relative_error(variant) for o in outcomes]
-        ax.bar([p + shift for p in positions], errors, width=width, label=label, color=colour)
+        errors = [100 * o.relative_error(variant) for o in ordered]
+        ax.barh([r + shift for r in rows], errors, height=height, label=label, color=colour)
     for level in (-25, -10, 10, 25):
-        ax.axhline(level, color="red" if abs(level) == 25 else "gray", linestyle="--", linewidth=0.8)
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(list(positions))
-    ax.set_xticklabels(keys, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("(predicted - measured) / measured (%)")
-    ax.set_title("Per-experiment relative error of the step time")
-    ax.legend(fontsize=8)
+        ax.axvline(level, color="red" if abs(level) == 25 else "gray", linestyle="--", linewidth=0.8)
+    ax.axvline(0, color="black", linewidth=0.8)
+    for i in range(1, len(ordered)):
+        if ordered[i].measurement.regime != ordered[i - 1].measurement.regime:
+            ax.axhline(i - 0.5, color="black", linewidth=0.6)
+    ax.set_yticks(list(rows))
+    ax.set_yticklabels(names, fontsize=7)
+    ax.set_ylim(len(names) - 0.5, -0.5)  # first run at the top
+    ax.set_xlabel("(predicted - measured) / measured (%)")
+    ax.set_title("Per-run relative error of the step time")
+    ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.02), ncol=2, borderaxespad=0.0)
+    ax.grid(True, axis="x", alpha=0.3)
     return _png(fig)
 
 
 def breakdown_png(outcomes: tuple[Outcome, ...]) -> bytes:
-    """Per experiment: the simulated step time by cause (held-out fit) beside the measured
-    per-stage times (mean over stages of compute, communication and idle)."""
+    """Per run: the simulated step time by cause (held-out fit, upper bar) beside the measured
+    per-stage times (mean over stages of compute, communication and idle; lower bar, hatched).
+    Horizontal, one readable name per row; time as a share of the measured step, so runs of
+    0.8 ms and 125 ms share one axis."""
+    ordered = sorted(outcomes, key=lambda o: (o.measurement.regime, o.measurement.key))
     components: list[str] = []
-    for o in outcomes:
-        for name in o.held_out.breakdown_s:
-            if name not in components:
-                components.append(name)
-    keys = [_short(o.measurement.key) for o in outcomes]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(keys) + 2), 4.8))
-    width = 0.38
+    for o in ordered:
+        components += [c for c in o.held_out.breakdown_s if c not in components and o.held_out.breakdown_s[c] > 0]
+    names = [f"{o.measurement.key}  [{o.measurement.regime}]" for o in ordered]
+    fig, ax = plt.subplots(figsize=(9.0, 0.34 * len(names) + 1.8))
+    height = 0.38
     colours = plt.get_cmap("tab10")
-    for i, o in enumerate(outcomes):
-        bottom = 0.0
+    for i, o in enumerate(ordered):
+        scale = 100.0 / o.measured_step_time_s
+        left = 0.0
         for c, name in enumerate(components):
-            value = o.held_out.breakdown_s.get(name, 0.0) * MS_PER_S
-            ax.bar(i - width / 2, value, width, bottom=bottom, color=colours(c),
-                   label=f"sim: {name}" if i == 0 else None)
-            bottom += value
+            value = o.held_out.breakdown_s.get(name, 0.0) * scale
+            ax.barh(i - height / 2, value, height, left=left, color=colours(c),
+                    label=f"sim: {name}" if i == 0 else None)
+            left += value
         stages = o.measurement.result.metrics.stages
         parts: tuple[tuple[str, float, str], ...]
         if stages:
@@ -105,16 +110,18 @@ def breakdown_png(outcomes: tuple[Outcome, ...]) -> bytes:
             )
         else:
             parts = (("measured: step (no per-stage times)", o.measured_step_time_s, "#bbbbbb"),)
-        bottom = 0.0
+        left = 0.0
         for label, value_s, colour in parts:
-            ax.bar(i + width / 2, value_s * MS_PER_S, width, bottom=bottom, color=colour, hatch="//",
-                   edgecolor="white", label=label if i == 0 else None)
-            bottom += value_s * MS_PER_S
-    ax.set_xticks(range(len(keys)))
-    ax.set_xticklabels(keys, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("time per step (ms)")
-    ax.set_title("Step time breakdown: simulated (left) vs measured per-stage (right)")
-    ax.legend(fontsize=7, ncol=2)
+            ax.barh(i + height / 2, value_s * scale, height, left=left, color=colour, hatch="//",
+                    edgecolor="white", label=label if i == 0 else None)
+            left += value_s * scale
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=7)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.axvline(100, color="black", linewidth=0.8)
+    ax.set_xlabel("share of the measured step time (%)")
+    ax.set_title("Step time: simulated by cause (upper bar) vs measured per stage (lower bar, hatched)")
+    ax.legend(fontsize=7, ncol=4, loc="lower left", bbox_to_anchor=(0.0, 1.04), borderaxespad=0.0)
     return _png(fig)
 
 
@@ -174,19 +181,21 @@ def timelines_png(simulated: list[Bar], profiled: list[Bar] | None, simulated_ti
     return _png(fig)
 
 
-def seed_prediction_png(labels: list[str], tokens_per_s: list[float], error_fraction: float,
+def seed_prediction_png(labels: list[str], tokens_per_s: list[float], error_fractions: list[float],
                         claims: list[float | None]) -> bytes:
-    """Predicted tokens/s (with the held-out error as a band) beside the paper's claims."""
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(labels) + 2), 4.2))
+    """Predicted tokens/s (error bar: each prediction's own band, none where it has none) beside the
+    paper's claims; the legend sits above the axes so it covers no bar."""
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(labels) + 2), 4.6))
     positions = range(len(labels))
-    errors = [t * error_fraction for t in tokens_per_s]
+    errors = [t * e for t, e in zip(tokens_per_s, error_fractions, strict=True)]
     ax.bar([p - 0.2 for p in positions], tokens_per_s, 0.4, yerr=errors, capsize=4, color="tab:blue",
-           label="calibrated simulator (bar: held-out MAPE)")
+           label="calibrated simulator (error bar: held-out band of its regime)")
     claimed = [c if c is not None else 0.0 for c in claims]
     ax.bar([p + 0.2 for p in positions], claimed, 0.4, color="tab:red", alpha=0.7, label="paper's claim")
     ax.set_xticks(list(positions))
-    ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
+    ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylabel("tokens/s")
-    ax.set_title("Seed experiment, 16 x H100: predicted vs claimed")
-    ax.legend(fontsize=8)
+    ax.set_title("Seed experiment, 16 x H100: predicted vs claimed", pad=28)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
+    ax.grid(True, axis="y", alpha=0.3)
     return _png(fig)

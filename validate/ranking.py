@@ -1,16 +1,37 @@
 """Rank agreement: within each group of experiments that differ only in plan, does the
-simulator pick the plan the hardware found fastest?"""
+simulator pick the plan the hardware found fastest?
+
+Each group is one kind of comparison (:func:`comparison_kind`), counted apart: plans that
+differ only in their microbatch count (the same stages, TP degrees and devices), or plans that
+differ in layout (tensor against pipeline parallelism, stage boundaries, devices). A count of
+agreeing groups says nothing about a kind no group measured.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from topology.plan import Plan
 from validate.crossval import Outcome
+
+MICROBATCHES = "microbatch count"
+LAYOUT = "layout (TP against pipeline)"
+KINDS = (LAYOUT, MICROBATCHES)
+
+
+def plan_layout(plan: Plan) -> tuple[object, ...]:
+    """Everything about a plan but its microbatch count: schedule, stage boundaries, TP, devices."""
+    return (plan.schedule, tuple((s.layer_start, s.layer_stop, s.tp_degree, s.devices) for s in plan.stages))
+
+
+def comparison_kind(plans: list[Plan]) -> str:
+    return MICROBATCHES if len({plan_layout(p) for p in plans}) == 1 else LAYOUT
 
 
 @dataclass(frozen=True)
 class GroupRanking:
     group: str
+    kind: str  # one of KINDS
     plans: tuple[str, ...]  # plan descriptions (with the runs averaged), fastest measured first
     measured_step_times_s: tuple[float, ...]
     predicted_step_times_s: tuple[float, ...]  # in the same order as ``plans``
@@ -57,6 +78,7 @@ def rank_groups(outcomes: tuple[Outcome, ...], variant: str) -> tuple[GroupRanki
         rankings.append(
             GroupRanking(
                 group=group,
+                kind=comparison_kind([runs[0].measurement.plan for runs in by_plan.values()]),
                 plans=tuple(e[0] for e in entries),
                 measured_step_times_s=measured,
                 predicted_step_times_s=predicted,
@@ -66,3 +88,23 @@ def rank_groups(outcomes: tuple[Outcome, ...], variant: str) -> tuple[GroupRanki
             )
         )
     return tuple(rankings)
+
+
+def agreement_by_kind(rankings: tuple[GroupRanking, ...]) -> dict[str, tuple[int, int, int]]:
+    """Per kind: (groups, agreeing on the best plan, agreeing on the whole order)."""
+    return {kind: (len(mine), sum(r.agrees for r in mine), sum(r.order_agrees for r in mine))
+            for kind in KINDS
+            for mine in [[r for r in rankings if r.kind == kind]]}
+
+
+def describe_agreement(rankings: tuple[GroupRanking, ...]) -> list[str]:
+    """One sentence per kind: what was compared and how many agree, or that none was measured."""
+    lines = []
+    for kind, (groups, best, order) in agreement_by_kind(rankings).items():
+        if groups == 0:
+            lines.append(f"{kind}: **none measured**; no run compares plans of this kind, so nothing is known "
+                         "about how well the simulator ranks them")
+        else:
+            lines.append(f"{kind}: {best} of {groups} groups agree on the best plan, {order} of {groups} on the "
+                         "whole order")
+    return lines

@@ -22,18 +22,6 @@ from validate.prediction import Prediction, PredictionMemo, Predictor
 
 WARMUP_ITERS = 2
 MEASURED_ITERS = 10
-# Tried in this order when --params is not given; kept only if the measured experiments'
-# simulated step times respond to them (a single-GPU data set cannot constrain collectives).
-DEFAULT_PARAM_CANDIDATES = (
-    "hbm_efficiency",
-    "compute_efficiency",
-    "attention_efficiency",
-    "launch_overhead_graph_s",
-    "launch_overhead_eager_s",
-    "l2_bw_bytes_per_s",
-    "collective_latency_s",
-    "p2p_latency_s",
-)
 PROBE_STEP = 0.2  # relative change of a parameter when probing whether it matters
 PROBE_RESPONSE_FLOOR = 1e-4  # relative change of some step time that counts as "it matters"
 

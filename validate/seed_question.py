@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from topology.accuracy import plan_components, regime_of
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, build_plan, experiment_names, load_experiment
 from topology.plan import Plan
@@ -45,6 +46,9 @@ class SeedPrediction:
     breakdown_s: dict[str, float]
     uncalibrated_tokens_per_s: float
     claimed_tokens_per_s: float | None
+    regime: str  # the prediction's regime (topology.accuracy.regime_of)
+    components: tuple[str, ...]  # what the plan's step time depends on (topology.accuracy.plan_components)
+    gpu_name: str  # the GPU predicted (its data file's name)
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,10 @@ def extrapolate_seed(fitted: HardwareProfile, uncalibrated: HardwareProfile | No
                     breakdown_s=dict(predicted.breakdown_s),
                     uncalibrated_tokens_per_s=baseline.tokens_per_s,
                     claimed_tokens_per_s=experiment.paper_claims_tokens_per_s.get(plan_name),
+                    regime=regime_of(experiment.workload.phase, experiment.workload.cuda_graphs),
+                    components=plan_components(plan, experiment.cluster,
+                                               loops_back=experiment.workload.phase == "decode"),
+                    gpu_name=target,
                 )
             )
     return SeedExtrapolation(predictions=tuple(predictions), profile_note=note)

@@ -2,6 +2,8 @@
 
 Each fit runs on its own: a section that failed or was skipped leaves its parameters ``None``
 (the simulator then keeps the GPU data file's value) and its error in ``raw["fit_errors"]``.
+A value that fails a physical check (:mod:`executor.calibrate.checks`) is left out the same
+way, with its reason in ``raw["rejected"]``.
 """
 
 from __future__ import annotations
@@ -9,16 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from topology.profile import AttentionPoint, CollectiveFit, GemmPoint, HardwareProfile, ProfileParams
-from validate.calibration_fit import (
+from executor.calibrate.checks import reject_unphysical
+from executor.calibrate.fit import (
+    StreamingBandwidth,
     best_gemm_flops_per_s,
     fit_collectives,
-    fit_copy_bandwidth,
     gemm_summary,
     hot_l2_bw_bytes_per_s,
     per_kernel_s,
+    streaming_bandwidth,
     usable_l2_bytes,
 )
+from topology.profile import AttentionPoint, CollectiveFit, GemmPoint, HardwareProfile, ProfileParams
 
 
 def _ok(raw: dict[str, Any], section: str) -> dict[str, Any] | None:
@@ -44,8 +48,13 @@ def build_profile(raw: dict[str, Any], gpu_name: str, gpu_count: int, environmen
             return None
 
     hbm = _points(raw, "hbm")
-    hbm_bw = attempt("hbm", lambda: fit_copy_bandwidth([p["moved_bytes"] for p in hbm], [p["time_s"] for p in hbm])
-                     ) if hbm else None
+    copy: StreamingBandwidth | None = attempt("hbm", lambda: streaming_bandwidth(hbm, "copy"))
+    read: StreamingBandwidth | None = attempt("hbm_read", lambda: streaming_bandwidth(hbm, "read"))
+    for name, stream in (("hbm_copy", copy), ("hbm_read", read)):
+        if stream is not None:
+            fits[name] = {"method": stream.method, "buffer_bytes": stream.buffer_bytes,
+                          "by_method_bytes_per_s": stream.by_method}
+    hbm_bw = copy.bw_bytes_per_s if copy else None
 
     gemm_points = tuple(GemmPoint(m=int(p["m"]), n=int(p["n"]), k=int(p["k"]), time_s=float(p["time_s"]))
                         for p in _points(raw, "gemm"))
@@ -54,7 +63,8 @@ def build_profile(raw: dict[str, Any], gpu_name: str, gpu_count: int, environmen
     peak = datasheet.get("dense_bf16_flops_per_s") or matmul_flops
     if gemm_points and peak:
         dtype_bytes = 2 if "bfloat16" in str((raw.get("gemm") or {}).get("dtype", "")) else 4
-        fits["gemm"] = attempt("gemm", lambda: gemm_summary(gemm_points, float(peak), hbm_bw, dtype_bytes))
+        weights_read_bw = read.bw_bytes_per_s if read else hbm_bw  # decode GEMMs stream (read) their weights
+        fits["gemm"] = attempt("gemm", lambda: gemm_summary(gemm_points, float(peak), weights_read_bw, dtype_bytes))
 
     attention_points = tuple(
         AttentionPoint(batch=int(p["batch"]), heads=int(p["heads"]), kv_heads=int(p["kv_heads"]),
@@ -85,8 +95,9 @@ def build_profile(raw: dict[str, Any], gpu_name: str, gpu_count: int, environmen
         if fitted:
             collectives, fits["collectives"] = fitted
 
-    params = ProfileParams(
+    measured = ProfileParams(
         hbm_bw_bytes_per_s=hbm_bw,
+        hbm_read_bw_bytes_per_s=read.bw_bytes_per_s if read else None,
         matmul_flops_per_s=matmul_flops,
         l2_usable_bytes=l2_usable,
         l2_bw_bytes_per_s=l2_bw,
@@ -96,9 +107,12 @@ def build_profile(raw: dict[str, Any], gpu_name: str, gpu_count: int, environmen
         gemm_points=gemm_points,
         attention_points=attention_points,
     )
+    params, rejected = reject_unphysical(measured, dict(environment.get("datasheet") or {}), samples or ())
     full_raw = dict(raw)
     full_raw["fits"] = fits
     if errors:
         full_raw["fit_errors"] = errors
+    if rejected:
+        full_raw["rejected"] = [r.to_dict() for r in rejected]
     return HardwareProfile(gpu_name=gpu_name, gpu_count=gpu_count, params=params, environment=environment,
                            raw=full_raw, source="calibrate")

@@ -25,6 +25,7 @@ from executor.calibrate.grids import CalibrationGrid, cpu_grid, gpu_grid
 from executor.calibrate.hbm import measure_hbm
 from executor.calibrate.l2 import measure_l2
 from executor.calibrate.launch import measure_launch
+from executor.calibrate.plots import plot_profile
 from executor.calibrate.summary import summary_table
 from executor.calibrate.timing import Device
 from topology.atomic_io import check_output_file
@@ -155,11 +156,10 @@ def calibrate(args: argparse.Namespace) -> HardwareProfile:
 
 def _plot(profile: HardwareProfile, profile_path: Path) -> Path | None:
     try:
-        from validate.calibration_plots import plot_profile
-    except ModuleNotFoundError as exc:
+        return plot_profile(profile, profile_path.with_suffix(".png"))
+    except ModuleNotFoundError as exc:  # matplotlib is optional (the 'report' extra)
         _progress(f"no plot: missing module {exc.name!r}")
         return None
-    return plot_profile(profile, profile_path.with_suffix(".png"))
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Before any measurement: the profile and its plot can be written."""
@@ -186,4 +186,8 @@ def run(args: argparse.Namespace) -> int:
         png = _plot(profile, Path(args.out))
         if png:
             print(f"wrote {png}")
-    return 0
+    rejected = profile.raw.get("rejected") or []
+    for entry in rejected:  # left out of the profile: the simulator keeps the data file's value
+        print(f"layerwise calibrate: {entry['field']} = {entry['value']:.4g} rejected: {entry['reason']}",
+              file=sys.stderr)
+    return 1 if rejected else 0

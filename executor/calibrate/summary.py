@@ -7,6 +7,7 @@ from topology.profile import HardwareProfile
 # (parameter, datasheet key, scale to display, unit)
 _ROWS = (
     ("hbm_bw_bytes_per_s", "hbm_bw_bytes_per_s", 1e-12, "TB/s"),
+    ("hbm_read_bw_bytes_per_s", "hbm_bw_bytes_per_s", 1e-12, "TB/s"),
     ("matmul_flops_per_s", "dense_bf16_flops_per_s", 1e-12, "TFLOP/s"),
     ("l2_usable_bytes", "l2_usable_bytes", 2.0**-20, "MiB"),
     ("l2_bw_bytes_per_s", "l2_bw_bytes_per_s", 1e-12, "TB/s"),
@@ -33,6 +34,8 @@ def summary_table(profile: HardwareProfile) -> str:
     collectives = profile.raw.get("collectives")
     if isinstance(collectives, dict) and "skipped" in collectives:
         lines.append(f"{'collectives':<26}{collectives['skipped']:>12}")
+    for entry in profile.raw.get("rejected") or []:
+        lines.append(f"REJECTED {entry['field']} = {entry['value']:.4g}: {entry['reason']}")
     failed = [name for name, value in profile.raw.items() if isinstance(value, dict) and "error" in value]
     if failed:
         lines.append(f"FAILED sections (errors in raw): {', '.join(failed)}")

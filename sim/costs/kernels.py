@@ -2,11 +2,15 @@
 
 Kernel time (roofline plus launch):
 
-    t = max(flops / (peak * eff), t_mem) + launch
-    t_mem = hit * W / l2_bw + ((1 - hit) * W + A + KV) / (hbm_bw * hbm_eff)
+    t = max(flops / (peak * eff), t_mem) * prefill_scale + launch
+    t_mem = hit * W / l2_bw + ((1 - hit) * W + KV_read) / (hbm_read_bw * hbm_eff)
+            + (A + KV_write) / (hbm_bw * hbm_eff)
 
-``W`` weight bytes, ``A`` activation bytes, ``KV`` KV-cache bytes read and written, ``hit``
-the L2 hit fraction of the weights (:mod:`sim.costs.residency`). ``eff`` depends on the
+``W`` weight bytes, ``A`` activation bytes (read and written), ``KV_read`` / ``KV_write``
+KV-cache bytes read and appended, ``hit`` the L2 hit fraction of the weights
+(:mod:`sim.costs.residency`). Pure reads stream at the HBM read rate, read + write traffic at
+the copy rate (:func:`hbm_time_s`). ``prefill_scale`` is 1 in decode and, in a prefill pass,
+the fitted prefill time scale of the operator's kind (:func:`prefill_time_scale`). ``eff`` depends on the
 shape: GEMMs ``compute_efficiency * min(1, m / gemm_min_rows)`` (skinny decode GEMMs pay for
 a whole tile and are bandwidth-bound anyway), attention ``attention_efficiency``,
 elementwise operators are pure bandwidth. ``launch`` is the per-kernel eager or CUDA-graph
@@ -62,10 +66,27 @@ def gemm_efficiency(rows: int, params: SimParams) -> float:
     return params.compute_efficiency * min(1.0, rows / params.gemm_min_rows)
 
 
+def hbm_time_s(read_bytes: float, read_write_bytes: float, params: SimParams) -> float:
+    """HBM time of pure reads (weights, KV cache) plus read + write traffic (activations, KV appends)."""
+    return (read_bytes / params.hbm_effective_read_bw_bytes_per_s
+            + read_write_bytes / params.hbm_effective_bw_bytes_per_s)
+
+
+def prefill_time_scale(kind: str, shape: TokenShape, params: SimParams) -> float:
+    """The fitted prefill correction of an operator kind; 1 in decode (one new token)."""
+    if shape.new_tokens <= 1:
+        return 1.0
+    if kind == "gemm":
+        return params.prefill_gemm_time_scale
+    if kind == "attention":
+        return params.prefill_attention_time_scale
+    return params.prefill_elementwise_time_scale
+
+
 def gemm_roofline_s(m: int, n: int, k: int, dtype_bytes: int, params: SimParams) -> float:
     """Roofline time of an (m x k) @ (k x n) GEMM streaming everything from HBM, no launch."""
     compute_s = 2.0 * m * n * k / (params.peak_flops_per_s * gemm_efficiency(m, params))
-    memory_s = (m * k + k * n + m * n) * dtype_bytes / params.hbm_effective_bw_bytes_per_s
+    memory_s = hbm_time_s(k * n * dtype_bytes, (m * k + m * n) * dtype_bytes, params)
     return max(compute_s, memory_s)
 
 
@@ -75,10 +96,11 @@ def attention_roofline_s(
 ) -> float:
     shape = TokenShape(batch=batch, new_tokens=new_tokens, context_len=context_len)
     flops = 4.0 * batch * heads * head_dim * attention_pairs(shape)
-    kv = (batch * context_len + shape.tokens) * 2 * kv_heads * head_dim * dtype_bytes
+    kv_read = batch * context_len * 2 * kv_heads * head_dim * dtype_bytes
+    kv_write = shape.tokens * 2 * kv_heads * head_dim * dtype_bytes
     act = 2 * shape.tokens * heads * head_dim * dtype_bytes
     return max(flops / (params.peak_flops_per_s * params.attention_efficiency),
-               (kv + act) / params.hbm_effective_bw_bytes_per_s)
+               hbm_time_s(kv_read, kv_write + act, params))
 
 
 def measured_ratio(query: Sequence[int], points: Sequence[tuple[Sequence[int], float]]) -> float | None:
@@ -137,12 +159,12 @@ def op_cost(op: Op, shape: TokenShape, cost: CostModel, weight_hit_fraction: flo
     flops = op_flops(op, shape)
     weights = op_weight_bytes(op)
     activations = op_activation_bytes(op, shape)
-    kv = op_kv_read_bytes(op, shape) + op_kv_write_bytes(op, shape)
-    hbm_bw = params.hbm_effective_bw_bytes_per_s
+    kv_read, kv_write = op_kv_read_bytes(op, shape), op_kv_write_bytes(op, shape)
+    kv = kv_read + kv_write
     l2_weight_bytes = weight_hit_fraction * weights
-    weights_s = l2_weight_bytes / params.l2_bw_bytes_per_s + (weights - l2_weight_bytes) / hbm_bw
-    kv_s = kv / hbm_bw
-    activations_s = activations / hbm_bw
+    weights_s = l2_weight_bytes / params.l2_bw_bytes_per_s + hbm_time_s(weights - l2_weight_bytes, 0.0, params)
+    kv_s = hbm_time_s(kv_read, kv_write, params)
+    activations_s = hbm_time_s(0.0, activations, params)
     memory_s = weights_s + kv_s + activations_s
     if op.kind == "gemm":
         compute_s = flops / (params.peak_flops_per_s * gemm_efficiency(shape.tokens, params))
@@ -150,7 +172,7 @@ def op_cost(op: Op, shape: TokenShape, cost: CostModel, weight_hit_fraction: flo
         compute_s = flops / (params.peak_flops_per_s * params.attention_efficiency)
     else:
         compute_s = 0.0  # elementwise: bandwidth-bound by construction
-    scale = _measured_scale(op, shape, cost)
+    scale = _measured_scale(op, shape, cost) * prefill_time_scale(op.kind, shape, params)
     launch_s = cost.launch_overhead_s
     if compute_s >= memory_s:
         parts = (compute_s * scale, 0.0, 0.0, 0.0)

@@ -7,17 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from topology.profile import GemmPoint
-from validate.calibration_fit import (
+from executor.calibrate.fit import (
     collective_factor,
     fit_collectives,
-    fit_copy_bandwidth,
     fit_latency_bandwidth,
     gemm_summary,
     hot_l2_bw_bytes_per_s,
     per_kernel_s,
+    streaming_bandwidth,
     usable_l2_bytes,
 )
+from topology.profile import GemmPoint
 
 MiB = 2**20
 SIZES_BYTES = [1024 * 4**i for i in range(11)]  # 1 KiB .. 1 GiB
@@ -79,12 +79,36 @@ def test_fit_collectives_groups_by_op_and_size() -> None:
     assert set(diagnostics) == {"allreduce/2", "allreduce/4", "sendrecv/2"}
 
 
-def test_copy_bandwidth_from_several_buffer_sizes() -> None:
-    rng = np.random.default_rng(1)
-    moved = np.array([2 * s * MiB for s in (64, 256, 1024, 2048)], dtype=float)
-    times = _noisy(8e-6 + moved / 3.0e12, rng, 0.01)
-    assert fit_copy_bandwidth(list(moved), list(times)) == pytest.approx(3.0e12, rel=0.03)
-    assert fit_copy_bandwidth([2e9], [1e-3]) == pytest.approx(2e12)
+def _stream_point(method: str, buffer_bytes: int, time_s: float) -> dict[str, object]:
+    kind = method.split(":")[0]
+    moved = 2 * buffer_bytes if kind == "copy" else buffer_bytes
+    return {"method": method, "kind": kind, "buffer_bytes": buffer_bytes, "moved_bytes": moved, "time_s": time_s}
+
+
+def test_streaming_bandwidth_is_the_fastest_method_at_its_largest_buffer() -> None:
+    points = [_stream_point("copy:memcpy-graph", 256 * MiB, 2 * 256 * MiB / 2.98e12),
+              _stream_point("copy:memcpy-graph", 2048 * MiB, 2 * 2048 * MiB / 2.44e12),
+              _stream_point("copy:kernel", 2048 * MiB, 2 * 2048 * MiB / 2.90e12),
+              _stream_point("read:sum", 256 * MiB, 256 * MiB / 2.9e12),
+              _stream_point("read:sum", 2048 * MiB, 2048 * MiB / 3.1e12)]
+    copy = streaming_bandwidth(points, "copy")
+    read = streaming_bandwidth(points, "read")
+    assert copy is not None and read is not None
+    # the graph memcpy peaks at 256 MiB but the profile takes each method at its largest buffer
+    assert copy.bw_bytes_per_s == pytest.approx(2.90e12) and copy.method == "copy:kernel"
+    assert copy.by_method == pytest.approx({"copy:memcpy-graph": 2.44e12, "copy:kernel": 2.90e12})
+    assert read.bw_bytes_per_s == pytest.approx(3.1e12) and read.buffer_bytes == 2048 * MiB
+    assert streaming_bandwidth(points[:3], "read") is None
+
+
+def test_copy_rate_written_is_the_rate_measured_not_an_unbounded_fit() -> None:
+    """Issue 13: a CPU run logged "hbm copy 1.00 MiB: 0.041 TB/s" and wrote 904 TB/s: two sizes that
+    took the same time gave a latency + bandwidth fit whose slope ran to its bound (0.041 TB/s x e^10)."""
+    time_s = 2 * MiB / 0.041e12
+    points = [{"buffer_bytes": MiB // 4, "moved_bytes": MiB // 2, "time_s": time_s},  # a first profile's points:
+              {"buffer_bytes": MiB, "moved_bytes": 2 * MiB, "time_s": time_s}]  # no method, graph memcpy copies
+    copy = streaming_bandwidth(points, "copy")
+    assert copy is not None and copy.bw_bytes_per_s == pytest.approx(0.041e12)
 
 
 def _l2_curves(usable_bytes: int, sizes: list[int], rng: np.random.Generator) -> tuple[list[float], list[float]]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from executor.calibrate.assemble import build_profile
+from executor.calibrate.fit import collective_factor
 from executor.calibrate.grids import gpu_grid, model_weight_shapes
+from executor.calibrate.plots import plot_profile
 from topology.model import load_model
 from topology.profile import load_profile, write_profile
-from validate.calibration_fit import collective_factor
-from validate.calibration_plots import plot_profile
 
 MiB = 2**20
 
@@ -29,7 +29,10 @@ def synthetic_raw() -> dict[str, object]:
                for op, g in (("allreduce", 2), ("allreduce", 4), ("sendrecv", 2))
                for b in (1024 * 4**i for i in range(11))]
     return {
-        "hbm": {"points": [{"moved_bytes": 2 * s * MiB, "time_s": 5e-6 + 2 * s * MiB / 3e12} for s in (256, 1024)]},
+        "hbm": {"points": [{"method": method, "kind": method[:4], "buffer_bytes": s * MiB,
+                            "moved_bytes": factor * s * MiB, "time_s": 5e-6 + factor * s * MiB / bw}
+                           for s in (256, 1024)
+                           for method, factor, bw in (("copy:memcpy-graph", 2, 3e12), ("read:sum", 1, 3.2e12))]},
         "gemm": {"dtype": "torch.bfloat16", "points": gemm},
         "attention": {"points": [{"batch": b, "heads": 32, "kv_heads": 32, "head_dim": 128, "new_tokens": 1,
                                   "context_len": c, "time_s": 5e-6 + b * c * 32 * 128 * 4 / 3e12}
@@ -45,6 +48,8 @@ def test_build_profile_fits_the_known_parameters() -> None:
     profile = build_profile(synthetic_raw(), "synthetic", 4, {"datasheet": {"dense_bf16_flops_per_s": 1e15}})
     params = profile.params
     assert abs(params.hbm_bw_bytes_per_s / 3e12 - 1) < 0.01  # type: ignore[operator]
+    assert abs(params.hbm_read_bw_bytes_per_s / 3.2e12 - 1) < 0.02  # type: ignore[operator]  # 5 us of 340
+    assert "rejected" not in profile.raw
     assert params.l2_usable_bytes == 32 * MiB
     assert abs(params.launch_overhead_eager_s / 5e-6 - 1) < 1e-6  # type: ignore[operator]
     assert abs(params.launch_overhead_graph_s / 1.5e-6 - 1) < 1e-6  # type: ignore[operator]

@@ -16,7 +16,8 @@ TOY_MODEL = {"name": "toy", "num_layers": 2, "hidden_size": 4, "num_heads": 2, "
              "mlp_hidden_size": 8, "gated_mlp": False, "vocab_size": 16, "dtype_bytes": 2}
 TOY_CLUSTER = {"name": "toy2", "nodes": 1, "gpus_per_node": 2, "gpu": "h100-sxm", "intra_node_link": "nvlink4"}
 HAND_PARAMS = {
-    "peak_flops_per_s": 1e30, "hbm_bw_bytes_per_s": 1e6, "hbm_efficiency": 1.0, "l2_usable_bytes": 1.0,
+    "peak_flops_per_s": 1e30, "hbm_bw_bytes_per_s": 1e6, "hbm_read_bw_bytes_per_s": 1e6, "hbm_efficiency": 1.0,
+    "l2_usable_bytes": 1.0,
     "launch_overhead_eager_s": 0.0, "launch_overhead_graph_s": 0.0, "intra_node_bw_bytes_per_s": 8e6,
     "link_efficiency": 1.0, "p2p_latency_s": 1e-6, "collective_latency_s": 1e-6,
 }

@@ -102,7 +102,7 @@ def test_profile_file_moves_the_prediction(experiment_file, tmp_path):
 
     fast, slow = tmp_path / "fast.json", tmp_path / "slow.json"
     write_profile(fast, toy_profile())
-    write_profile(slow, toy_profile(hbm_bw_bytes_per_s=0.5e6))
+    write_profile(slow, toy_profile(hbm_bw_bytes_per_s=0.5e6, hbm_read_bw_bytes_per_s=0.5e6))
     steps = []
     for profile in (fast, slow):
         out = tmp_path / f"{profile.stem}.result.json"

@@ -99,7 +99,8 @@ def test_contention_and_bubbles_make_the_simulation_slower_than_the_bounds(make_
 def test_profile_values_move_predictions(make_experiment):
     experiment = make_experiment(PP2, workload=WORKLOAD)
     base = simulate_plan(experiment, "pp2", profile=toy_profile()).metrics.step_time_s
-    halved = simulate_plan(experiment, "pp2", profile=toy_profile(hbm_bw_bytes_per_s=0.5e6)).metrics.step_time_s
+    halved = simulate_plan(experiment, "pp2", profile=toy_profile(hbm_bw_bytes_per_s=0.5e6,
+                                                                  hbm_read_bw_bytes_per_s=0.5e6)).metrics.step_time_s
     assert halved > 1.8 * base
 
 

@@ -13,8 +13,9 @@ from topology.results import Metrics, RunResult, write_result
 from validate.measured import experiment_from_record, load_measurements, with_iterations
 
 
-def _result(experiment_name: str, plan_name: str, source: str = "hardware") -> RunResult:
-    experiment = load_experiment(experiment_name)
+def _result(experiment_name: str, plan_name: str, source: str = "hardware",
+            overrides: list[str] | None = None) -> RunResult:
+    experiment = load_experiment(experiment_name, overrides or [])
     plan = build_plan(experiment, plan_name)
     return RunResult(source=source, experiment=experiment.to_dict(), plan_name=plan_name, plan=plan.to_dict(),
                      metrics=Metrics(1.0, 1e-3, 1e-3, None, 1.0), environment={})
@@ -83,3 +84,21 @@ def test_repeated_runs_share_a_configuration_key(tmp_path: Path) -> None:
     by_key = {m.key: m.config_key for m in load_measurements([str(tmp_path)])}
     assert by_key["a/tp2"] == by_key["b/tp2"]
     assert by_key["a/tp2"] != by_key["a/pp2"]
+
+
+def test_a_twin_that_ran_fewer_iterations_is_the_same_configuration(tmp_path: Path) -> None:
+    """A profiled twin (fewer iterations) held out apart from its configuration would leak it into the fit."""
+    write_result(tmp_path / "a" / "tp2.json", _result("tiny-cpu", "tp2"))
+    write_result(tmp_path / "a" / "tp2-traced.json", _result("tiny-cpu", "tp2", overrides=[
+        "workload.warmup_iters=3", "workload.measured_iters=5"]))
+    # a growing context is keyed by its middle context, 16 + 1 + 3 // 2 = 18 = 15 + 1 + 4 // 2 (both
+    # runs end at context 20, so their plans hold the same KV capacity)
+    write_result(tmp_path / "a" / "grow.json", _result("tiny-cpu", "tp2", overrides=[
+        "workload.context_growth=grow", "workload.context_len=16", "workload.prompt_len=8", "workload.warmup_iters=1",
+        "workload.measured_iters=3"]))
+    write_result(tmp_path / "a" / "grow-later.json", _result("tiny-cpu", "tp2", overrides=[
+        "workload.context_growth=grow", "workload.context_len=15", "workload.prompt_len=8", "workload.warmup_iters=1",
+        "workload.measured_iters=4"]))
+    by_key = {m.key: m.config_key for m in load_measurements([str(tmp_path)])}
+    assert by_key["a/tp2"] == by_key["a/tp2-traced"]
+    assert by_key["a/grow"] == by_key["a/grow-later"] != by_key["a/tp2"]

@@ -1,20 +1,29 @@
-"""One PNG per calibration profile: GEMM efficiency, L2 hot/cold, collectives (if measured)."""
+"""One PNG per calibration profile: GEMM efficiency, L2 hot/cold, collectives (if measured).
+
+matplotlib is imported only when a plot is drawn (:func:`plot_profile`): the executor, and
+calibration without ``--plot``, run on machines that do not have it.
+"""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
-
+from executor.calibrate.fit import best_gemm_flops_per_s, collective_factor, gemm_efficiency
 from topology.atomic_io import write_bytes_atomic
 from topology.profile import HardwareProfile
-from validate.calibration_fit import best_gemm_flops_per_s, collective_factor, gemm_efficiency
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+
+def size_label(nbytes: float) -> str:
+    """Bytes in the largest binary unit that keeps the number >= 1 (so 256 KiB is not "0 MiB")."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.3g} {unit}"
+    return f"{nbytes:.0f} B"
 
 
 def _section(profile: HardwareProfile, name: str) -> dict[str, Any] | None:
@@ -24,12 +33,11 @@ def _section(profile: HardwareProfile, name: str) -> dict[str, Any] | None:
 
 def _plot_gemm(ax: Axes, profile: HardwareProfile) -> None:
     points = profile.params.gemm_points
-    datasheet = profile.environment.get("datasheet") or {}
-    peak = datasheet.get("dense_bf16_flops_per_s") or best_gemm_flops_per_s(points)
-    if not points or not peak:
+    best = best_gemm_flops_per_s(points)
+    if not points or not best:
         ax.text(0.5, 0.5, "GEMM: not measured", ha="center", transform=ax.transAxes)
         return
-    table = gemm_efficiency(points, float(peak))
+    table = gemm_efficiency(points, best)  # against the measured best (the rate the simulator uses)
     for n, k in sorted({(e.n, e.k) for e in table}, key=lambda s: -s[0] * s[1]):
         rows = [e for e in table if (e.n, e.k) == (n, k)]
         ax.plot([e.m for e in rows], [e.flops_fraction for e in rows], marker=".", linewidth=1,
@@ -37,9 +45,10 @@ def _plot_gemm(ax: Axes, profile: HardwareProfile) -> None:
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("rows M")
-    ax.set_ylabel("achieved / peak FLOP/s")
-    source = "datasheet" if datasheet.get("dense_bf16_flops_per_s") else "best measured"
-    ax.set_title(f"GEMM efficiency (peak {float(peak) / 1e12:.3g} TFLOP/s, {source})")
+    ax.set_ylabel("achieved / best measured FLOP/s")
+    sheet = (profile.environment.get("datasheet") or {}).get("dense_bf16_flops_per_s")
+    ax.set_title(f"GEMM rate / best measured {best / 1e12:.3g} TFLOP/s"
+                 + (f" (datasheet {float(sheet) / 1e12:.0f})" if sheet else ""))
     ax.legend(fontsize=5, ncol=2, title="k x n", title_fontsize=6)
     ax.grid(True, which="both", alpha=0.3)
 
@@ -55,11 +64,11 @@ def _plot_l2(ax: Axes, profile: HardwareProfile) -> None:
     ax.plot(sizes_mib, [p["cold_bw_bytes_per_s"] / 1e12 for p in points], marker="s", label="cold (rotated)")
     usable = profile.params.l2_usable_bytes
     if usable:
-        ax.axvline(usable / 2**20, color="k", linestyle="--", linewidth=1, label=f"usable {usable / 2**20:.0f} MiB")
+        ax.axvline(usable / 2**20, color="k", linestyle="--", linewidth=1, label=f"usable {size_label(usable)}")
     nominal = l2.get("nominal_l2_bytes")
     if nominal:
         ax.axvline(nominal / 2**20, color="grey", linestyle=":", linewidth=1,
-                   label=f"nominal {nominal / 2**20:.0f} MiB")
+                   label=f"nominal {size_label(nominal)}")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("weight size (MiB)")
     ax.set_ylabel("weight bytes / time (TB/s)")
@@ -116,14 +125,20 @@ def _plot_attention(ax: Axes, profile: HardwareProfile) -> None:
 
 def plot_profile(profile: HardwareProfile, png_path: str | Path) -> Path:
     """Render the profile's four panels to ``png_path`` (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     _plot_gemm(axes[0][0], profile)
     _plot_l2(axes[0][1], profile)
     _plot_collectives(axes[1][0], profile)
     _plot_attention(axes[1][1], profile)
-    hbm = profile.params.hbm_bw_bytes_per_s
+    copy, read = profile.params.hbm_bw_bytes_per_s, profile.params.hbm_read_bw_bytes_per_s
     fig.suptitle(f"{profile.gpu_name} x {profile.gpu_count}  ({profile.created_utc})"
-                 + (f"  HBM copy {hbm / 1e12:.2f} TB/s" if hbm else ""))
+                 + (f"  HBM copy {copy / 1e12:.2f} TB/s" if copy else "")
+                 + (f", read {read / 1e12:.2f} TB/s" if read else ""))
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)

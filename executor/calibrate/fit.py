@@ -3,8 +3,8 @@
 Pure numpy/scipy (plus the profile dataclasses): this runs on GPU machines that have no simpy.
 
 * latency + factor * bytes / bandwidth, fitted on relative error with a robust loss, both
-  parameters positive (collectives: factor 2(n-1)/n for a ring all-reduce, 1 for send/recv;
-  HBM copies: factor 1 on bytes read + written);
+  parameters positive (collectives: factor 2(n-1)/n for a ring all-reduce, 1 for send/recv);
+* HBM copy and read rates: the fastest method at the largest buffer (no fit);
 * usable L2: the largest weight size whose hot (L2-resident) GEMM is still clearly faster than
   the cold one, and the effective bandwidth of hot weights;
 * launch overhead: the slope of burst time against kernels per burst;
@@ -89,11 +89,39 @@ def fit_collectives(samples: Sequence[dict[str, Any]]) -> tuple[tuple[Collective
     return tuple(fits), diagnostics
 
 
-def fit_copy_bandwidth(moved_bytes: Sequence[float], times_s: Sequence[float]) -> float:
-    """HBM bandwidth from copies: the fitted slope with two or more sizes, else bytes / time."""
-    if len(moved_bytes) >= 2:
-        return fit_latency_bandwidth(moved_bytes, times_s).bw_bytes_per_s
-    return float(moved_bytes[0]) / float(times_s[0])
+@dataclass(frozen=True)
+class StreamingBandwidth:
+    """The HBM rate a profile records for one kind of stream (``copy`` or ``read``)."""
+
+    bw_bytes_per_s: float
+    method: str  # the measurement method that gave it
+    buffer_bytes: int  # the buffer size it was measured at
+    by_method: dict[str, float]  # every method's rate at its largest buffer
+
+
+def streaming_bandwidth(points: Sequence[dict[str, Any]], kind: str) -> StreamingBandwidth | None:
+    """The fastest method's rate (moved bytes / median time) at its largest buffer.
+
+    The largest buffer is where fixed costs matter least and what a long decode stream sees;
+    the rate is taken as measured, not from a latency + bandwidth fit (a fit over sizes whose
+    times hardly grow with size gives an unbounded slope: 904 TB/s from copies that ran at
+    0.04 TB/s). Methods differ in how the bytes are issued (a graph-captured ``cudaMemcpy``,
+    the same eager, an SM kernel); the fastest is what the memory can do. Points without a
+    ``method`` (the first profiles) are graph-captured memcpy copies.
+    """
+    largest: dict[str, dict[str, Any]] = {}
+    for point in points:
+        if point.get("kind", "copy") != kind:
+            continue
+        method = str(point.get("method", "copy:memcpy-graph"))
+        if method not in largest or point["buffer_bytes"] > largest[method]["buffer_bytes"]:
+            largest[method] = point
+    if not largest:
+        return None
+    rates = {m: float(p["moved_bytes"]) / float(p["time_s"]) for m, p in largest.items()}
+    best = max(rates, key=lambda m: rates[m])
+    return StreamingBandwidth(bw_bytes_per_s=rates[best], method=best,
+                              buffer_bytes=int(largest[best]["buffer_bytes"]), by_method=rates)
 
 
 def usable_l2_bytes(weight_bytes: Sequence[int], hot_s: Sequence[float], cold_s: Sequence[float],
