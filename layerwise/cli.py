@@ -15,7 +15,7 @@ from typing import NoReturn
 from topology.errors import LayerwiseError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "simulate": ("sim.cli", "simulate an experiment (no arguments: the seed's 16 x H100 question)"),
+    "simulate": ("layerwise.simulate_cli", "simulate an experiment (no arguments: the seed's 16 x H100 question)"),
     "sweep": ("sim.sweep_cli", "simulate the cartesian product of --grid values, in parallel"),
     "search": ("layerwise.search_cli", "find the fastest plan (the twin scores every plan, events re-rank the best)"),
     "plan": ("layerwise.plan_cli", "show how a partitioner splits a model (no arguments: the seed's two plans)"),

@@ -19,7 +19,7 @@ from sim.costs import pipeline
 from sim.costs.model import CostModel
 from sim.costs.residency import plan_counts_sram
 from sim.costs.stage import StagePass, stage_pass
-from sim.metrics import BREAKDOWN_KEYS, PAPER_TPOT_LABEL, SEED_CLAIMED_EVENTS_PER_BATCH, fit_summary
+from sim.metrics import BREAKDOWN_KEYS, fit_summary
 from sim.program import boundary_time_s, boundary_transfers
 from topology.cluster import Cluster
 from topology.plan import Plan
@@ -64,7 +64,6 @@ def analytic_metrics(plan: Plan, workload: Workload, cluster: Cluster, cost: Cos
     breakdown = _breakdown((passes[worst], later[worst]), sends[worst][0], mbs, step_s)
     extra: dict[str, Any] = {
         "estimator": "analytic",
-        "paper_tpot_label": PAPER_TPOT_LABEL,
         "cycle_latency_s": cycle_s,
         "bubble_free_step_time_s": mbs * bottleneck_s,
         "step_breakdown_s": breakdown,
@@ -79,7 +78,6 @@ def analytic_metrics(plan: Plan, workload: Workload, cluster: Cluster, cost: Cos
             "p2p_messages_per_iteration": float(mbs * sum(len(t) for _, t in sends)),
             "events_per_batch": float(mbs * (sum(p.allreduce_count for p in passes) + (k - 1)
                                              + (1 if decode and k > 1 else 0))),
-            "seed_claimed_events_per_batch": SEED_CLAIMED_EVENTS_PER_BATCH.get(plan.schedule),
         },
         "microbatches": mbs,
         "plan": plan.describe(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -51,11 +52,13 @@ def simulate_plan(
     profile: HardwareProfile | None = None,
     trace_path: str | None = None,
     force_profile: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
-    """Simulate one plan of the experiment event by event (warmup, then measured iterations)."""
+    """Simulate one plan of the experiment event by event (warmup, then measured iterations);
+    ``progress(done, total)`` hears of the iterations as they finish."""
     plan, profile, cost = resolve_inputs(experiment, plan_name, plan, profile, force_profile)
     record = simulate_events(plan, experiment.workload, experiment.cluster, cost,
-                             trace_iterations=TRACE_ITERATIONS if trace_path else 0)
+                             trace_iterations=TRACE_ITERATIONS if trace_path else 0, progress=progress)
     metrics = build_metrics(plan, experiment.workload, record)
     metrics.extra["estimator"] = "event simulation"
     metrics.extra["sim_params"] = cost.params.to_dict()

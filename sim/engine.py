@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,9 +49,10 @@ class EngineRecord:
 
 def simulate_events(
     plan: Plan, workload: Workload, cluster: Cluster, cost: CostModel, trace_iterations: int = 0,
-    steady_state: bool = True,
+    steady_state: bool = True, progress: Callable[[int, int], None] | None = None,
 ) -> EngineRecord:
-    """Simulate the plan; ``steady_state=False`` replays every iteration (what the skips must equal)."""
+    """Simulate the plan; ``steady_state=False`` replays every iteration (what the skips must equal);
+    ``progress(done, total)`` hears of each iteration as microbatch 0 leaves the last stage."""
     env = simpy.Environment()
     fabric = Fabric()
     passes = PassCache(plan, workload, cluster, cost)
@@ -72,7 +74,7 @@ def simulate_events(
         wiring = StageWiring(
             index=s, devices=stage.devices, ports=group_ports(stage, cluster), transfers=transfers[s],
             inbox=inboxes[s], forward=_forward(inboxes, s, last, decode, workload.iterations, driver),
-            on_completed=_on_completed(recorder, steady, decode, env) if last else None)
+            on_completed=_on_completed(recorder, steady, decode, env, progress, workload.iterations) if last else None)
         stages.append(StageProcess(env, wiring, passes, fabric, recorder, traced, trace))
     if decode:
         for microbatch in range(plan.microbatches):
@@ -111,11 +113,15 @@ def _forward(inboxes: list[simpy.Store], stage: int, last: bool, decode: bool, i
     return forward
 
 
-def _on_completed(recorder: Recorder, steady: SteadyState, decode: bool, env: simpy.Environment) -> Any:
+def _on_completed(recorder: Recorder, steady: SteadyState, decode: bool, env: simpy.Environment,
+                  progress: Callable[[int, int], None] | None, iterations: int) -> Any:
     def on_completed(token: Token) -> None:
         recorder.completed(token.microbatch, token.iteration, env.now)
-        if decode and token.microbatch == 0:
-            steady.at_boundary(token.iteration)
+        if token.microbatch == 0:
+            if progress is not None:
+                progress(token.iteration + 1, iterations)
+            if decode:
+                steady.at_boundary(token.iteration)
 
     return on_completed
 

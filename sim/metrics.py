@@ -13,10 +13,6 @@ from topology.workload import Workload
 if TYPE_CHECKING:
     from sim.engine import EngineRecord
 
-# The seed's own count (experiments-detailed.md, "Communication Overhead"):
-# baseline 16 x (8 + 2) = 160, layer-wise 15 x 1 = 15 communication events per batch.
-SEED_CLAIMED_EVENTS_PER_BATCH = {"tp-pp": 160, "layer-wise": 15}
-PAPER_TPOT_LABEL = "paper_tpot_s = 1 / tokens_per_s, the seed paper's definition of TPOT (not a latency)"
 BREAKDOWN_KEYS = ("compute", "weights", "kv_cache", "activations", "launch", "communication", "bubble")
 
 
@@ -172,7 +168,6 @@ def build_metrics(plan: Plan, workload: Workload, record: EngineRecord) -> Metri
     }
     breakdown["bubble"] = max(0.0, step_s - sum(breakdown.values()))
     extra: dict[str, Any] = {
-        "paper_tpot_label": PAPER_TPOT_LABEL,
         "step_breakdown_s": breakdown,
         "breakdown_device_stage": busiest[1],
         "dominant_cost": max(BREAKDOWN_KEYS, key=lambda key: breakdown[key]),
@@ -218,7 +213,6 @@ def _communication(plan: Plan, record: EngineRecord, measured: int) -> dict[str,
         "p2p_messages_per_iteration": sum(x.passes * m for x, m in zip(t, record.messages_per_pass, strict=True))
         / measured,
         "events_per_batch": collectives + forward + loopback,
-        "seed_claimed_events_per_batch": SEED_CLAIMED_EVENTS_PER_BATCH.get(plan.schedule),
         "bytes_sent_total": sum(record.bytes_sent.values()),
         "bytes_received_total": sum(record.bytes_received.values()),
     }

@@ -11,6 +11,7 @@ plans:                        # one or more named plans (or a single `plan:` map
   from-file:  {file: my-plan.json}      # a saved Plan (path relative to this file)
 profile: null                 # optional calibration profile JSON (path relative to this file)
 paper_claims_tokens_per_s: {baseline: 12800, layer-wise: 15360}   # optional, shown beside results
+paper_claims_events_per_batch: {baseline: 160, layer-wise: 15}     # optional, likewise
 ```
 
 ``--set key=value`` overrides any entry by dotted path before resolution
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from topology.plan import Plan, load_plan_json
 from topology.workload import Workload, check_positive_int, workload_from_dict
 
 TOP_LEVEL_KEYS = {"name", "description", "model", "cluster", "workload", "plan", "plans", "profile",
-                  "paper_claims_tokens_per_s"}
+                  "paper_claims_tokens_per_s", "paper_claims_events_per_batch"}
 TEXT_PLAN_ARGS = ("capacity", "counts")  # every other partitioner argument is a count
 PLAN_ARGS = {
     "tp-pp": {"tp", "pp", "microbatches"},
@@ -66,9 +67,10 @@ class Experiment:
     workload: Workload
     plan_specs: dict[str, dict[str, Any]]  # name -> partitioner and arguments (or file)
     profile_path: str | None
-    paper_claims_tokens_per_s: dict[str, float]
+    paper_claims_tokens_per_s: dict[str, float]  # a paper's figures for the plans as the file states them
     base_dir: str  # where relative paths in the file are resolved
     raw: dict[str, Any]  # the file after overrides, for the record
+    paper_claims_events_per_batch: dict[str, float] = field(default_factory=dict)
 
     @property
     def plan_names(self) -> list[str]:
@@ -177,18 +179,8 @@ def experiment_from_dict(raw: dict[str, Any], base_dir: str = ".", default_name:
         raise LayerwiseError("plans", "must be a non-empty mapping of name -> plan")
     for name, spec in plan_specs.items():
         _check_plan_spec(str(name), spec)
-    claims = raw.get("paper_claims_tokens_per_s") or {}
-    if not isinstance(claims, dict):
-        raise LayerwiseError("paper_claims_tokens_per_s", "must be a mapping of plan name -> tokens/s")
-    for claim_name, claim in claims.items():
-        try:
-            if isinstance(claim, bool):
-                raise TypeError
-            float(claim)  # YAML 1.1 reads "1.5e4" as a string
-        except (TypeError, ValueError):
-            raise LayerwiseError(
-                f"paper_claims_tokens_per_s.{claim_name}", f"must be a number, got {claim!r}"
-            ) from None
+    claims = _claims(raw, "paper_claims_tokens_per_s", "tokens/s")
+    event_claims = _claims(raw, "paper_claims_events_per_batch", "communication events per batch")
     profile = raw.get("profile")
     profile_path: str | None = None
     if profile not in (None, ""):
@@ -202,10 +194,26 @@ def experiment_from_dict(raw: dict[str, Any], base_dir: str = ".", default_name:
         workload=workload,
         plan_specs={str(k): dict(v) for k, v in plan_specs.items()},
         profile_path=profile_path,
-        paper_claims_tokens_per_s={str(k): float(v) for k, v in claims.items()},
+        paper_claims_tokens_per_s=claims,
+        paper_claims_events_per_batch=event_claims,
         base_dir=base_dir,
         raw=raw,
     )
+
+
+def _claims(raw: dict[str, Any], key: str, unit: str) -> dict[str, float]:
+    """A mapping of plan name -> a number a paper claims for it (shown beside the results)."""
+    claims = raw.get(key) or {}
+    if not isinstance(claims, dict):
+        raise LayerwiseError(key, f"must be a mapping of plan name -> {unit}")
+    for name, claim in claims.items():
+        try:
+            if isinstance(claim, bool):
+                raise TypeError
+            float(claim)  # YAML 1.1 reads "1.5e4" as a string
+        except (TypeError, ValueError):
+            raise LayerwiseError(f"{key}.{name}", f"must be a number, got {claim!r}") from None
+    return {str(k): float(v) for k, v in claims.items()}
 
 
 def _mapping(value: Any, field: str, build: Any) -> Any:

@@ -8,15 +8,16 @@ validation; the simulator documents the names it understands and rejects unknown
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from topology.accuracy import RegimeError, regime_error_from_dict
+from topology.accuracy import RegimeError, band_for, regime_error_from_dict
 from topology.atomic_io import write_json_atomic
 from topology.cluster import Cluster
-from topology.datafile import load_json_file
+from topology.datafile import data_dir, load_json_file
 from topology.errors import LayerwiseError
 from topology.hardware import gpu_names, gpu_preset_for_device, load_gpu
 
@@ -144,7 +145,15 @@ def write_profile(path: str | Path, profile: HardwareProfile) -> Path:
 
 
 def load_profile(path: str | Path) -> HardwareProfile:
+    """A profile JSON file, or a shipped profile by name (``h100-sxm``: ``topology/data/profiles``)."""
+    shipped = data_dir("profiles").joinpath(f"{path}.json")
+    if not Path(path).is_file() and Path(str(path)).suffix == "" and shipped.is_file():
+        return profile_from_dict(json.loads(shipped.read_text(encoding="utf-8")))
     return profile_from_dict(load_json_file(path, "profile"))
+
+
+def shipped_profile_names() -> list[str]:
+    return sorted(e.name[:-len(".json")] for e in data_dir("profiles").iterdir() if e.name.endswith(".json"))
 
 
 def profile_gpu_model(gpu_name: str) -> str | None:
@@ -169,3 +178,14 @@ def check_profile_for_cluster(profile: HardwareProfile, cluster: Cluster, force:
         f"measured on {profile.gpu_name!r}, but cluster {cluster.name!r} has {cluster.gpu.name} GPUs; "
         f"a profile describes the GPU it was measured on (--force-profile applies it anyway)",
     )
+
+
+def band_for_cluster(profile: HardwareProfile | None, cluster: Cluster, regime: str) -> RegimeError | None:
+    """The profile's held-out error for ``regime``, if it was measured on the cluster's GPU (a band
+    earned on one GPU is never lent to another)."""
+    if profile is None:
+        return None
+    band = band_for(profile.validation, regime)
+    if band is None or profile_gpu_model(band.gpu) != cluster.gpu.name:
+        return None
+    return band

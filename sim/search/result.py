@@ -23,6 +23,7 @@ class SearchOptions:
     max_ttft_s: float | None = None  # prefill: the mean time to first token
     family: str = "all"  # "all", "tp-pp" or "layer-wise" (sim.search.families)
     microbatches: int | None = None  # fix the microbatch count (default: every divisor of the batch)
+    events: bool = True  # re-rank the finalists by the event simulation (False: the twin's ranking only)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class Prediction:
     ttft_s: float | None  # prefill
     dominant_cost: str | None = None  # events only: the largest part of the busiest device's step
     breakdown_s: dict[str, float] = field(default_factory=dict)  # events only
+    events_per_batch: float | None = None  # events only: collectives + stage-to-stage sends per iteration
+    l2_fit: str | None = None  # events only: which stages keep their weights in L2
+    l2_tightest: tuple[int, float, int] | None = None  # events only: the stage with the least weights:
+    # (weights bytes, L2 capacity bytes, bytes it streams per pass)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from sim.api import simulate_plan
+from sim.api import analytic_estimate, simulate_plan
 from sim.costs.model import CostModel, build_cost_model
 from sim.parallel import map_parallel
 from sim.search.dp import Geometry, Scored, k_best_layouts, score_layout
@@ -21,12 +21,12 @@ from sim.search.families import FAMILIES, family_tp_choices, tp_pp_layouts
 from sim.search.resolution import resolution_statement
 from sim.search.result import Candidate, Prediction, SearchOptions, SearchResult
 from sim.search.tables import StageTable
-from topology.accuracy import band_for, plan_components, regime_of, unvalidated_components
+from topology.accuracy import plan_components, regime_of, unvalidated_components
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, build_plan
 from topology.partition.space import Layout, count_layouts, layout_of_plan, microbatch_choices, plan_of_layout
 from topology.plan import Plan
-from topology.profile import HardwareProfile, check_profile_for_cluster
+from topology.profile import HardwareProfile, band_for_cluster, check_profile_for_cluster
 from topology.results import RunResult
 
 OPTIMAL = "optimal"  # the partitioner name of every plan the search returns
@@ -63,15 +63,23 @@ def _twin_prediction(scored: Scored, tokens_per_iteration: int) -> Prediction:
                       scored.step_s if scored.ttft_s is None else None, scored.ttft_s)
 
 
-def _events_prediction(result: RunResult) -> Prediction:
+def _full_prediction(result: RunResult, estimator: str) -> Prediction:
     m = result.metrics
-    return Prediction("events", m.tokens_per_s, m.step_time_s, m.tpot_s, m.ttft_s,
-                      m.extra.get("dominant_cost"), dict(m.extra.get("step_breakdown_s", {})))
+    tightest = min(m.extra["l2"], key=lambda e: e["weights_bytes"])
+    return Prediction(estimator, m.tokens_per_s, m.step_time_s, m.tpot_s, m.ttft_s,
+                      m.extra["dominant_cost"], dict(m.extra["step_breakdown_s"]),
+                      m.extra["communication"]["events_per_batch"], m.extra["l2_fit"],
+                      (tightest["weights_bytes"], tightest["capacity_bytes"], tightest["streamed_bytes_per_pass"]))
 
 
-def _simulate(job: tuple[Experiment, Plan, HardwareProfile | None]) -> Prediction:
-    experiment, plan, profile = job  # the profile was checked against the cluster (or forced) once, up front
-    return _events_prediction(simulate_plan(experiment, "search", plan=plan, profile=profile, force_profile=True))
+def _simulate(job: tuple[Experiment, Plan, HardwareProfile | None, bool]) -> Prediction:
+    """One finalist by the event simulation, or (``events`` False) by the twin with its full breakdown."""
+    experiment, plan, profile, events = job  # the profile was checked against the cluster (or forced) up front
+    if not events:
+        return _full_prediction(analytic_estimate(experiment, "search", plan=plan, profile=profile,
+                                                  force_profile=True), "twin")
+    return _full_prediction(simulate_plan(experiment, "search", plan=plan, profile=profile, force_profile=True),
+                            "events")
 
 
 class _Context:
@@ -87,7 +95,7 @@ class _Context:
         counts = (options.microbatches,) if options.microbatches else microbatch_choices(workload)
         self.tables = {m: StageTable(model, cluster, workload, self.cost, m) for m in counts}
         self.regime = regime_of(workload.phase, workload.cuda_graphs)
-        self.band = band_for(profile.validation, self.regime) if profile is not None else None
+        self.band = band_for_cluster(profile, cluster, self.regime)
 
     def candidate(self, origin: str, scored: Scored, plan: Plan | None = None, ties: int = 0) -> Candidate:
         e = self.experiment
@@ -187,10 +195,13 @@ def search_plans(experiment: Experiment, profile: HardwareProfile | None = None,
             finalists += _family_best(context, family, seeds)
     finalists += _experiment_candidates(context)
     finalists = _unique(finalists)
-    say(f"events: simulating {len(finalists)} finalists")
-    predictions = map_parallel(_simulate, [(experiment, c.plan, profile) for c in finalists], jobs,
-                               lambda done, total: say(f"events: {done}/{total} finalists simulated"))
-    finalists = [replace(c, events=p) for c, p in zip(finalists, predictions, strict=True)]
+    if options.events:
+        say(f"events: simulating {len(finalists)} finalists")
+        predictions = map_parallel(_simulate, [(experiment, c.plan, profile, True) for c in finalists], jobs,
+                                   lambda done, total: say(f"events: {done}/{total} finalists simulated"))
+        finalists = [replace(c, events=p) for c, p in zip(finalists, predictions, strict=True)]
+    else:  # the twin's figures, with the breakdown the table shows
+        finalists = [replace(c, twin=_simulate((experiment, c.plan, profile, False))) for c in finalists]
     ordered = sorted(finalists, key=lambda c: (-c.prediction.tokens_per_s, c.gpus, c.layout.num_stages))
     ranked = [c for c in ordered if _within_limits(c, options)]
     over = [c for c in ordered if not _within_limits(c, options)]

@@ -57,7 +57,7 @@ def test_counts_by_hand() -> None:
     assert count_layouts(model, _cluster(1, 2), batch1) == 3
     assert count_layouts(model, _cluster(2, 1), batch1) == 2
     assert sorted(layout.describe() for layout in enumerate_layouts(model, _cluster(1, 2), batch1)) == [
-        "TP1xPP1 [2] mb=1", "TP1xPP2 [1,1] mb=1", "TP2xPP1 [2] mb=1"]
+        "TP1xPP1 mb=1", "TP1xPP2 mb=1", "TP2xPP1 mb=1"]
     assert microbatch_choices(_decode(batch=12)) == (1, 2, 3, 4, 6, 12)
 
 

@@ -102,11 +102,14 @@ class Layout:
         return tuple(nodes[s] != nodes[(s + 1) % len(nodes)] for s in range(len(nodes)))
 
     def describe(self) -> str:
-        """Compact: ``TP4x4 [4,4,4,4] mb=4``; mixed TP: ``TP8:6|TP4:5|TP4:5 mb=2``."""
+        """Compact: ``TP4xPP4 mb=4`` (even stages), ``TP8xPP2 [7,9] mb=2`` (uneven), and with mixed TP
+        ``TP8:6|TP4:5|TP4:5 mb=2`` (TP degree: layers, per stage)."""
         tps = set(self.tp_degrees)
         counts = ",".join(str(c) for c in self.layer_counts)
         if len(tps) == 1:
-            shape = f"TP{self.tp_degrees[0]}xPP{self.num_stages} [{counts}]"
+            even = max(self.layer_counts) - min(self.layer_counts) <= 1 and list(self.layer_counts) == sorted(
+                self.layer_counts, reverse=True)  # tp-pp's even split: the first stages take the extra layer
+            shape = f"TP{self.tp_degrees[0]}xPP{self.num_stages}" + ("" if even else f" [{counts}]")
         else:
             shape = "|".join(f"TP{t}:{c}" for t, c in zip(self.tp_degrees, self.layer_counts, strict=True))
         return f"{shape} mb={self.microbatches}"

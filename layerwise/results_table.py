@@ -1,4 +1,7 @@
-"""Terminal rendering of simulation results: a table and a computed verdict (edges only)."""
+"""``layerwise simulate EXPERIMENT``'s table: one row per plan (terminal text).
+
+The paper's figures appear only where the experiment file carries them for that plan.
+"""
 
 from __future__ import annotations
 
@@ -15,21 +18,22 @@ class Row:
     model: str
     cluster: str
     plan_name: str
-    label: str  # the plan as shown (what it is, and whether it is beyond the seed)
+    label: str  # the plan as shown
     result: RunResult | None
-    paper_tokens_per_s: float | None
+    paper_tokens_per_s: float | None  # the experiment file's claim for this plan, if any
     error: str | None = None  # why it did not run (e.g. does not fit HBM)
+    paper_events_per_batch: float | None = None
+    rests_on: str = ""  # the prediction's band and what no run validated
 
 
 HEADERS = ["model", "cluster", "plan", "tokens/s", "paper", "step", "TPOT (real)", "1/TPS (paper's TPOT)",
-           "comm events/batch (seed)", "L2 fit, hit", "dominant cost"]
+           "comm events/batch", "L2 fit, hit", "dominant cost", "rests on"]
 
 
-def _communication_cell(result: RunResult) -> str:
-    comm = result.metrics.extra["communication"]
-    claimed = comm.get("seed_claimed_events_per_batch")
-    ours = f"{comm['events_per_batch']:.0f}"
-    return f"{ours} ({claimed})" if claimed is not None else ours
+def _communication_cell(row: Row) -> str:
+    assert row.result is not None
+    ours = f"{row.result.metrics.extra['communication']['events_per_batch']:.0f}"
+    return f"{ours} (paper {row.paper_events_per_batch:.0f})" if row.paper_events_per_batch is not None else ours
 
 
 def render_rows(rows: list[Row]) -> str:
@@ -38,7 +42,7 @@ def render_rows(rows: list[Row]) -> str:
         claim = f"{row.paper_tokens_per_s:,.0f}" if row.paper_tokens_per_s else "-"
         if row.result is None:
             body.append([row.model, row.cluster, row.label, "does not run", claim, "-", "-", "-", "-", "-",
-                         row.error or ""])
+                         row.error or "", ""])
             continue
         m = row.result.metrics
         breakdown = m.extra["step_breakdown_s"]
@@ -48,7 +52,7 @@ def render_rows(rows: list[Row]) -> str:
             row.model, row.cluster, row.label, f"{m.tokens_per_s:,.0f}", claim, format_seconds(m.step_time_s),
             format_seconds(m.tpot_s) if m.tpot_s is not None else f"TTFT {format_seconds(m.ttft_s)}",
             format_seconds(m.paper_tpot_s),
-            _communication_cell(row.result), _l2_cell(row.result), f"{dominant} {share:.0%}",
+            _communication_cell(row), _l2_cell(row.result), f"{dominant} {share:.0%}", row.rests_on,
         ])
     return render_table(HEADERS, body)
 
