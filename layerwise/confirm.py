@@ -70,7 +70,9 @@ def confirm_search(result: SearchResult, experiment: str, overrides: list[str], 
     write_text_atomic(out_dir / "confirm.json", json.dumps(summary, indent=2) + "\n")
     table = render_table(["#", "plan", "devices", "predicted tokens/s", "measured tokens/s", "error"],
                          [r.row() for r in runs])
-    return f"CONFIRM ({backend}, results in {out_dir}/):\n{table}\n{confirm_verdict(runs)}"
+    caveat = ("\n(gloo on CPU: a check of the loop; these timings say nothing about the GPUs the predictions are for)"
+              if backend == "gloo" else "")
+    return f"CONFIRM ({backend}, results in {out_dir}/):\n{table}\n{confirm_verdict(runs)}{caveat}"
 
 
 @dataclass(frozen=True)

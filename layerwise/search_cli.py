@@ -115,7 +115,7 @@ def render_search(result: SearchResult) -> str:
     p = b.prediction
     latency = f"TPOT {format_seconds(p.tpot_s)}" if decode else f"TTFT {format_seconds(p.ttft_s)}"
     lines = [header, "", render_table(headers, rows), "",
-             f"BEST: {b.layout.describe()} on {b.gpus} GPUs: {p.tokens_per_s:,.0f} tokens/s "
+             f"BEST: {b.layout.describe()} on {b.gpus} GPU{'s' if b.gpus > 1 else ''}: {p.tokens_per_s:,.0f} tokens/s "
              f"({b.tokens_per_s_per_gpu:,.0f} per GPU), {latency}. {_stage_text(result)}.",
              f"UNCERTAINTY: {result.resolution}"]
     if result.over_limits:
