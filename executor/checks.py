@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from topology.errors import LayerwiseError
+from topology.model import tp_degree_problem
 from topology.plan import Plan
 from topology.workload import Workload
 
@@ -20,12 +21,13 @@ def check_plan_runs(plan: Plan, workload: Workload, world_size: int, fill: str) 
     model = plan.model
     if model.dtype_bytes not in (2, 4):
         raise LayerwiseError("model.dtype_bytes", f"the executor runs BF16 (2) or float32 (4), not {model.dtype_bytes}")
+    if model.block != "sequential":
+        raise LayerwiseError("model.block", f"the executor runs sequential (pre-norm) blocks; model {model.name!r} "
+                                            f"is {model.block!r} (the simulator models it)")
     for stage in plan.stages:
-        for name in ("num_heads", "num_kv_heads", "mlp_hidden_size"):
-            value = getattr(model, name)
-            if value % stage.tp_degree:
-                raise LayerwiseError(f"stages[{stage.index}].tp_degree",
-                                     f"tp={stage.tp_degree} does not divide {name}={value}")
+        problem = tp_degree_problem(model, stage.tp_degree)
+        if problem is not None:
+            raise LayerwiseError(f"stages[{stage.index}].tp_degree", problem)
     if workload.batch_size % plan.microbatches:
         raise LayerwiseError("plan.microbatches",
                              f"microbatches={plan.microbatches} does not divide batch_size={workload.batch_size}")

@@ -51,14 +51,15 @@ def analytic_metrics(plan: Plan, workload: Workload, cluster: Cluster, cost: Cos
             sends.append((boundary_time_s(transfers), transfers))
         else:
             sends.append((0.0, ()))
-    occupancy = [(p.compute_s + q.compute_s) / 2 + (p.allreduce_s + q.allreduce_s) / 2 + send
+    occupancy = [(p.duration_s + q.duration_s) / 2 + send
                  for p, q, (send, _) in zip(passes, later, sends, strict=True)]
     cycle_s, bottleneck_s = sum(occupancy), max(occupancy)
     step_s = pipeline.step_s(workload.phase, cycle_s, bottleneck_s, mbs)
     tokens_per_s = workload.tokens_per_iteration / step_s
     stages = []
     for stage, p, q, (send, _) in zip(plan.stages, passes, later, sends, strict=True):
-        comp, comm = mbs * (p.compute_s + q.compute_s) / 2, mbs * ((p.allreduce_s + q.allreduce_s) / 2 + send)
+        comp = mbs * (p.compute_s + q.compute_s) / 2
+        comm = mbs * ((p.exposed_allreduce_s + q.exposed_allreduce_s) / 2 + send)
         stages.append(StageMetrics(stage.index, stage.devices, comp, comm, max(0.0, step_s - comp - comm)))
     worst = max(range(k), key=lambda s: (occupancy[s], s))
     breakdown = _breakdown((passes[worst], later[worst]), sends[worst][0], mbs, step_s)
@@ -99,7 +100,7 @@ def _breakdown(pair: tuple[StagePass, StagePass], send_s: float, mbs: int, step_
         "kv_cache": mean("kv_s"),
         "activations": mean("activations_s"),
         "launch": mean("launch_s"),
-        "communication": mbs * ((pair[0].allreduce_s + pair[1].allreduce_s) / 2 + send_s),
+        "communication": mbs * ((pair[0].exposed_allreduce_s + pair[1].exposed_allreduce_s) / 2 + send_s),
     }
     parts["bubble"] = max(0.0, step_s - sum(parts.values()))
     return parts

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sim.costs.comm import CommCost, p2p_cost
 from sim.costs.model import CostModel
 from sim.costs.residency import plan_counts_sram
-from sim.costs.stage import COMPUTE, Segment, StagePass, stage_pass
+from sim.costs.stage import StagePass, Step, stage_pass
 from sim.fabric import Fabric, Hop
 from topology.cluster import NETWORK_SWITCH, Cluster
 from topology.plan import Plan, Stage
@@ -19,27 +19,10 @@ PASS_TOTALS = ("compute_s", "weights_s", "kv_s", "activations_s", "launch_s", "f
 
 
 @dataclass(frozen=True)
-class Step:
-    """One timeout of the engine: an optional all-reduce (a link hold requested when the step
-    starts), then the compute segment that follows it (no resource, so no decision between them)."""
-
-    allreduce: Segment | None
-    compute: Segment | None
-
-    @property
-    def allreduce_s(self) -> float:
-        return self.allreduce.duration_s if self.allreduce is not None else 0.0
-
-    @property
-    def compute_s(self) -> float:
-        return self.compute.duration_s if self.compute is not None else 0.0
-
-
-@dataclass(frozen=True)
 class PassProgram:
     stage_pass: StagePass
     steps: tuple[Step, ...]
-    timed_steps: tuple[tuple[float, float, Step], ...]  # (all-reduce hold_s, compute_s, step): the hot loop's view
+    timed_steps: tuple[tuple[float, float, bool, Step], ...]  # (hold_s, compute_s, overlapped, step): the hot loop
     totals: tuple[float, ...]  # PASS_TOTALS, in order
     allreduce_count: int
     allreduce_bytes_sent: float
@@ -55,29 +38,12 @@ class Transfer:
     cost: CommCost
 
 
-def compile_steps(segments: tuple[Segment, ...]) -> tuple[Step, ...]:
-    """Pair every all-reduce with the compute segment after it."""
-    steps: list[Step] = []
-    pending: Segment | None = None
-    for segment in segments:
-        if segment.kind == COMPUTE:
-            steps.append(Step(pending, segment))
-            pending = None
-        else:
-            if pending is not None:
-                steps.append(Step(pending, None))
-            pending = segment
-    if pending is not None:
-        steps.append(Step(pending, None))
-    return tuple(steps)
-
-
 def compile_pass(stage_pass_: StagePass) -> PassProgram:
-    steps = compile_steps(stage_pass_.segments)
+    steps = stage_pass_.steps
     return PassProgram(
         stage_pass=stage_pass_,
         steps=steps,
-        timed_steps=tuple((step.allreduce_s, step.compute_s, step) for step in steps),
+        timed_steps=tuple((step.allreduce_s, step.compute_s, step.overlapped, step) for step in steps),
         totals=tuple(stage_pass_.total(name) for name in PASS_TOTALS),
         allreduce_count=stage_pass_.allreduce_count,
         allreduce_bytes_sent=stage_pass_.allreduce_bytes_sent,

@@ -58,7 +58,7 @@ class StageProcess:
         self.traced, self.trace = traced, trace
         self.token: Token | None = None  # the token in hand
         self.where: tuple[Any, ...] = ("inbox",)  # where the process waits: ("inbox",), ("step", i), ("send",)
-        self.allreduce_s = 0.0  # this pass so far: time in all-reduces, waiting for busy ports included
+        self.allreduce_s = 0.0  # this pass so far: time in all-reduces no compute hides, waiting included
         self.process = env.process(self.run())
 
     def run(self) -> Generator[simpy.Event, Any, None]:
@@ -78,16 +78,16 @@ class StageProcess:
     def _compute(self, program: PassProgram, traced: bool) -> Generator[simpy.Event, Any, None]:
         """Each step: an optional all-reduce (holding the group's ports), then a compute segment."""
         env = self.env
-        for index, (hold_s, compute_s, step) in enumerate(program.timed_steps):
+        for index, (hold_s, compute_s, overlapped, step) in enumerate(program.timed_steps):
             self.where = ("step", index)
             wait_s = 0.0
             if hold_s:
                 start_s = self.fabric.hold(self.wiring.ports, env.now, hold_s)
                 wait_s = start_s + hold_s - env.now  # waiting for busy ports, then the all-reduce itself
-                self.allreduce_s += wait_s
+                self.allreduce_s += max(0.0, wait_s - compute_s) if overlapped else wait_s  # what no compute hides
             if traced:
-                self._trace_step(step, env.now + wait_s - hold_s, env.now + wait_s)
-            yield env.timeout(wait_s + compute_s)
+                self._trace_step(step, env.now + wait_s - hold_s, env.now if overlapped else env.now + wait_s)
+            yield env.timeout(max(wait_s, compute_s) if overlapped else wait_s + compute_s)
 
     def _send(self, traced: bool) -> Generator[simpy.Event, Any, float]:
         """Every rank-level message of the boundary; the stage is blocked until the last arrives."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from topology.errors import LayerwiseError
 from topology.format import format_bytes
-from topology.layer_graph import layer_kv_bytes_per_device, layer_ops, layer_weight_bytes_per_device
+from topology.layer_graph import layer_kv_bytes_per_device, layer_template, layer_weight_bytes_per_device
 from topology.model import ModelSpec
 from topology.workload import Workload
 
@@ -43,10 +43,7 @@ def activation_peak_bytes(model: ModelSpec, tp_degree: int, workload: Workload, 
     """Transient activations of one microbatch in flight: the widest operator's input and
     output plus the residual stream (``tokens * (in + out + hidden) * d``), an estimate."""
     shape = workload.token_shape(microbatches)
-    widest = 0
-    for op in layer_ops(model, 0, tp_degree):
-        if op.kind == "gemm":
-            widest = max(widest, op.in_features + op.out_features)
+    widest = layer_template(model, tp_degree).widest_gemm_features
     return shape.tokens * (widest + model.hidden_size) * model.dtype_bytes
 
 

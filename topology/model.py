@@ -9,9 +9,14 @@ from topology.datafile import load_preset, preset_names
 from topology.errors import LayerwiseError
 
 # A bound on what is planned, so an absurd input (a million layers) is refused rather than left
-# to run for hours: the optimal partitioner's search grows as layers squared. The deepest
-# shipped model (llama3-70b) has 80 layers.
-MAX_LAYERS = 1024
+# to run for hours: the plan search grows as layers squared. The deepest shipped model
+# (llama3-70b) has 80 layers; the scale benchmark's layer-wise plan on 10,000 GPUs needs 10,000.
+MAX_LAYERS = 16_384
+# How a layer's attention and MLP follow each other: "sequential" (each a pre-norm residual
+# block, Llama-style) or "parallel" (both read one normed input and add to one residual,
+# GPT-J / PaLM style). topology.layer_graph builds each as a graph.
+BLOCKS = ("sequential", "parallel")
+TP_SPLIT_FIELDS = ("num_heads", "num_kv_heads", "mlp_hidden_size")  # what a TP degree must divide
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class ModelSpec:
     gated_mlp: bool
     vocab_size: int
     dtype_bytes: int
+    block: str = "sequential"  # one of BLOCKS: how attention and the MLP follow each other in a layer
 
     def __post_init__(self) -> None:
         for key in ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim",
@@ -50,6 +56,8 @@ class ModelSpec:
             )
         if self.dtype_bytes not in (1, 2, 4):
             raise LayerwiseError("model.dtype_bytes", f"must be 1, 2 or 4, got {self.dtype_bytes}")
+        if self.block not in BLOCKS:
+            raise LayerwiseError("model.block", f"must be one of {BLOCKS}, got {self.block!r}")
 
     @property
     def q_width(self) -> int:
@@ -74,7 +82,8 @@ class ModelSpec:
 
     @property
     def norm_params_per_layer(self) -> int:
-        return 2 * self.hidden_size  # two RMSNorm weight vectors
+        norms = 2 if self.block == "sequential" else 1  # a parallel block normalizes its input once
+        return norms * self.hidden_size
 
     @property
     def params_per_layer(self) -> int:
@@ -98,7 +107,7 @@ class ModelSpec:
 
 
 _MODEL_FIELDS = ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim",
-                 "mlp_hidden_size", "gated_mlp", "vocab_size", "dtype_bytes")
+                 "mlp_hidden_size", "gated_mlp", "vocab_size", "dtype_bytes", "block")
 
 
 def model_from_dict(raw: dict[str, Any], default_name: str = "inline") -> ModelSpec:
@@ -123,6 +132,8 @@ def model_from_dict(raw: dict[str, Any], default_name: str = "inline") -> ModelS
             values[key] = raw.get(key, 50257)
         elif key == "dtype_bytes":
             values[key] = raw.get(key, 2)
+        elif key == "block":
+            values[key] = raw.get(key, "sequential")
         elif key not in raw:
             raise LayerwiseError(f"model.{key}", "missing")
         else:
@@ -138,3 +149,22 @@ def load_model(name: str) -> ModelSpec:
     raw = load_preset("models", name)
     raw.setdefault("name", name)
     return model_from_dict(raw, default_name=name)
+
+
+def tp_degree_problem(model: ModelSpec, tp_degree: int) -> str | None:
+    """Why ``tp_degree`` cannot split ``model`` (it must divide the heads, KV heads and MLP width), or None.
+    The one statement of the rule: plans, partitioners, the executor and calibration all ask here."""
+    if isinstance(tp_degree, bool) or not isinstance(tp_degree, int) or tp_degree < 1:
+        return f"tp={tp_degree!r} must be a positive integer"
+    for name in TP_SPLIT_FIELDS:
+        value = getattr(model, name)
+        if value % tp_degree:
+            return f"tp={tp_degree} does not divide {name}={value}"
+    return None
+
+
+def check_tp_degree(model: ModelSpec, tp_degree: int, field: str = "tp") -> None:
+    """Raise (naming ``field``) unless ``tp_degree`` splits the model (:func:`tp_degree_problem`)."""
+    problem = tp_degree_problem(model, tp_degree)
+    if problem is not None:
+        raise LayerwiseError(field, problem)

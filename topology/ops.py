@@ -12,7 +12,7 @@ attention    4 * batch * heads * hd * pairs  2 * T * heads * hd * d (Q in, O out
 norm         4 * T * width                   2 * T * width * d                     width * d
 activation   gated 5 * T * width,            gated 3 * T * width * d,              0
              plain 8 * T * width             plain 2 * T * width * d
-residual     T * width                       3 * T * width * d                     0
+residual     (n - 1) * T * width             (n + 1) * T * width * d               0
 allreduce    0 (reductions not counted)      payload T * width * d on the links    0
 ===========  ==============================  ====================================  ==========================
 
@@ -20,8 +20,9 @@ allreduce    0 (reductions not counted)      payload T * width * d on the links 
 the last ``new_tokens`` of a ``context_len``-token context, so query ``i`` (1-based) sees
 ``context_len - new_tokens + i`` keys: ``pairs = new*(ctx-new) + new*(new+1)/2``. Decode
 (new = 1): ``pairs = ctx``. Prefill (new = ctx = S): ``S(S+1)/2``, the causal half of S^2.
-QK^T and PV each cost 2 FLOPs per pair per head dimension, hence the 4. The norm and
-activation FLOP counts are per-element estimates (square, sum, scale, weight = 4; SiLU
+QK^T and PV each cost 2 FLOPs per pair per head dimension, hence the 4. A residual adds ``n``
+tensors (``terms``: 2, or 3 where a parallel block adds the attention and MLP outputs to its input
+at once). The norm and activation FLOP counts are per-element estimates (square, sum, scale, weight = 4; SiLU
 plus the gate multiply = 5; tanh-GELU = 8); they are small beside the GEMMs.
 """
 
@@ -50,6 +51,7 @@ class Op:
     head_dim: int = 0
     gated: bool = False  # activation
     tp_degree: int = 1  # allreduce group size
+    terms: int = 2  # residual: tensors added
 
 
 def attention_pairs(shape: TokenShape) -> int:
@@ -68,7 +70,7 @@ def op_flops(op: Op, shape: TokenShape) -> float:
     if op.kind == "activation":
         return (5.0 if op.gated else 8.0) * tokens * op.width
     if op.kind == "residual":
-        return float(tokens * op.width)
+        return float((op.terms - 1) * tokens * op.width)
     return 0.0
 
 
@@ -92,7 +94,7 @@ def op_activation_bytes(op: Op, shape: TokenShape) -> int:
     if op.kind == "activation":
         return (3 if op.gated else 2) * tokens * op.width * d
     if op.kind == "residual":
-        return 3 * tokens * op.width * d
+        return (op.terms + 1) * tokens * op.width * d
     return 0
 
 

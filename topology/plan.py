@@ -13,7 +13,7 @@ from typing import Any
 
 from topology.errors import LayerwiseError
 from topology.footprint import Footprint
-from topology.model import ModelSpec, model_from_dict
+from topology.model import ModelSpec, model_from_dict, tp_degree_problem
 
 PLAN_SCHEMA_VERSION = 1
 SCHEDULES = ("tp-pp", "layer-wise")
@@ -133,10 +133,9 @@ class Plan:
             raise LayerwiseError(
                 f"{where}.tp_degree", f"tp={stage.tp_degree} but the stage has {len(stage.devices)} devices"
             )
-        for name in ("num_heads", "num_kv_heads", "mlp_hidden_size"):
-            value = getattr(self.model, name)
-            if value % stage.tp_degree:
-                raise LayerwiseError(f"{where}.tp_degree", f"tp={stage.tp_degree} does not divide {name}={value}")
+        problem = tp_degree_problem(self.model, stage.tp_degree)
+        if problem is not None:
+            raise LayerwiseError(f"{where}.tp_degree", problem)
         if stage.weight_residence not in RESIDENCES:
             raise LayerwiseError(
                 f"{where}.weight_residence", f"must be one of {RESIDENCES}, got {stage.weight_residence!r}"

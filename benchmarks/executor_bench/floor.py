@@ -1,7 +1,7 @@
 """The hardware floor of a step: the bytes a decode step must read over the measured HBM read
 bandwidth, the FLOPs a prefill step must do over the measured matmul rate.
 
-Bytes and FLOPs come from ``topology``'s pure cost functions (``layer_ops`` + ``summarize_ops``,
+Bytes and FLOPs come from ``topology``'s pure cost functions (``stage_graph_ops`` + ``summarize_ops``,
 what the simulator uses): per GPU and step, the stage's weights once per microbatch pass plus the
 KV cache of every sequence at the run's context; the slowest stage sets a pipeline's floor.
 Rates come from a calibration profile: ``hbm_read_bw_bytes_per_s`` (a streaming read, what decode
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from topology.hardware import gpu_preset_for_device, load_gpu
-from topology.layer_graph import layer_ops, summarize_ops
+from topology.layer_graph import stage_graph_ops, summarize_ops
 from topology.plan import Plan
 from topology.profile import HardwareProfile
 from topology.workload import Workload
@@ -40,7 +40,7 @@ class Floor:
 def stage_step_cost(plan: Plan, workload: Workload, stage_index: int) -> tuple[int, float]:
     """(bytes read from HBM, FLOPs) one GPU of a stage needs per step: every microbatch's pass."""
     stage = plan.stages[stage_index]
-    ops = [op for layer in stage.layers for op in layer_ops(plan.model, layer, stage.tp_degree)]
+    ops, _ = stage_graph_ops(plan.model, stage.layers, stage.tp_degree)
     cost = summarize_ops(ops, workload.token_shape(plan.microbatches))
     per_pass_bytes = cost.weight_bytes + cost.kv_read_bytes
     return plan.microbatches * per_pass_bytes, plan.microbatches * cost.flops

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from topology.model import ModelSpec
+from topology.model import ModelSpec, tp_degree_problem
 
 MiB = 1024 * 1024
 
@@ -53,14 +53,9 @@ class CalibrationGrid:
 
 
 def tp_degrees(model: ModelSpec, max_tp: int = 8) -> tuple[int, ...]:
-    """Powers of two up to ``max_tp`` that divide the model's heads and MLP width."""
-    degrees = []
-    tp = 1
-    while tp <= max_tp:
-        if model.num_kv_heads % tp == 0 and model.mlp_hidden_size % tp == 0:
-            degrees.append(tp)
-        tp *= 2
-    return tuple(degrees)
+    """Powers of two up to ``max_tp`` that split the model (:func:`topology.model.tp_degree_problem`)."""
+    return tuple(tp for tp in (2 ** i for i in range(max_tp.bit_length())) if tp <= max_tp
+                 and tp_degree_problem(model, tp) is None)
 
 
 def model_weight_shapes(model: ModelSpec, max_tp: int = 8) -> tuple[WeightShape, ...]:

@@ -54,7 +54,7 @@ class StageTable:
             else:
                 passes = [stage_pass(self.model, stage, shape, self.cluster, self.cost)
                           for shape in analytic_shapes(self.workload, self.microbatches)]
-                self._pass_s[key] = sum(p.compute_s + p.allreduce_s for p in passes) / len(passes)
+                self._pass_s[key] = sum(p.duration_s for p in passes) / len(passes)
         return self._pass_s[key]
 
     def send_s(self, tp_src: int, tp_dst: int, crosses: bool) -> float:

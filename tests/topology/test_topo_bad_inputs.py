@@ -83,7 +83,7 @@ def test_absurd_sizes_are_refused_not_left_to_run() -> None:
     inline = {"num_layers": 10**6, "hidden_size": 64, "num_heads": 4, "num_kv_heads": 2, "head_dim": 16,
               "mlp_hidden_size": 128, "gated_mlp": True, "vocab_size": 256, "dtype_bytes": 4}
     err = error_of(experiment_from_dict, {**TINY, "model": inline})
-    assert err.field == "model.num_layers" and "1,000,000 is more than this tool plans for (1,024" in err.message
+    assert err.field == "model.num_layers" and "1,000,000 is more than this tool plans for (16,384" in err.message
     assert experiment_from_dict({**TINY, "model": {**inline, "num_layers": 1024}}).model.num_layers == 1024
     one_node = {"nodes": 1, "gpus_per_node": 10**6, "gpu": "h100-sxm", "intra_node_link": "nvlink4"}
     err = error_of(experiment_from_dict, {**TINY, "cluster": one_node})

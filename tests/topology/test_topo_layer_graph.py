@@ -69,5 +69,5 @@ def test_tp_must_divide_kv_heads_and_mlp() -> None:
     odd_mlp = ModelSpec("odd", 2, 64, 4, 4, 16, 6, True, 100, 2)
     with pytest.raises(LayerwiseError, match="tp=4 does not divide mlp_hidden_size=6"):
         layer_ops(odd_mlp, 0, 4)
-    with pytest.raises(LayerwiseError, match="tp=0 must be >= 1"):
+    with pytest.raises(LayerwiseError, match="tp=0 must be a positive integer"):
         check_tp_degree(odd_mlp, 0)

@@ -21,8 +21,8 @@ from functools import cache
 from topology.cluster import Cluster
 from topology.errors import LayerwiseError
 from topology.footprint import stage_footprint
-from topology.layer_graph import layer_ops, summarize_ops
-from topology.model import ModelSpec
+from topology.layer_graph import layer_summary
+from topology.model import ModelSpec, tp_degree_problem
 from topology.partition.assemble import StageSpec, assemble_plan
 from topology.plan import Plan
 from topology.workload import Workload
@@ -36,7 +36,7 @@ def bytes_moved_cost(model: ModelSpec, workload: Workload, microbatches: int) ->
 
     @cache
     def per_layer(tp: int) -> float:
-        summary = summarize_ops(layer_ops(model, 0, tp), shape)
+        summary = layer_summary(model, tp, shape)
         return float(summary.hbm_bytes * microbatches)
 
     def cost(layer_start: int, layer_stop: int, tp: int) -> float:
@@ -51,10 +51,7 @@ def plan_cost(plan: Plan, cost_fn: StageCost) -> float:
 
 
 def tp_choices(model: ModelSpec, cluster: Cluster) -> list[int]:
-    return [
-        t for t in range(1, cluster.gpus_per_node + 1)
-        if model.num_heads % t == 0 and model.num_kv_heads % t == 0 and model.mlp_hidden_size % t == 0
-    ]
+    return [t for t in range(1, cluster.gpus_per_node + 1) if tp_degree_problem(model, t) is None]
 
 
 def partition_min_max_bytes(

@@ -5,7 +5,7 @@ A point of the space, a :class:`Layout`, is
 * ``microbatches``: a divisor of the batch;
 * pipeline stages over contiguous layer ranges, in layer order; their sizes may be uneven;
 * a TP degree per stage: it divides the heads, the KV heads and the MLP width
-  (:func:`topology.layer_graph.check_tp_degree`) and is at most a node's GPU count;
+  (:func:`topology.model.check_tp_degree`) and is at most a node's GPU count;
 * where the stages sit: stage ``s`` holds devices ``[starts[s], starts[s] + tp[s])``, inside one
   node. A stage starts where the previous one ended when its group fits in the rest of that node;
   otherwise, or by choice, at the first GPU of the next node (:func:`next_starts`). So the space
@@ -28,8 +28,7 @@ from functools import cache
 
 from topology.cluster import Cluster
 from topology.errors import LayerwiseError
-from topology.layer_graph import check_tp_degree
-from topology.model import ModelSpec
+from topology.model import ModelSpec, tp_degree_problem
 from topology.partition.assemble import StageSpec, assemble_plan
 from topology.plan import Plan
 from topology.workload import Workload
@@ -37,14 +36,7 @@ from topology.workload import Workload
 
 def tp_choices(model: ModelSpec, cluster: Cluster) -> tuple[int, ...]:
     """TP degrees a stage may take on this cluster: they divide the model and fit in a node."""
-    choices = []
-    for tp in range(1, cluster.gpus_per_node + 1):
-        try:
-            check_tp_degree(model, tp)
-        except LayerwiseError:
-            continue
-        choices.append(tp)
-    return tuple(choices)
+    return tuple(tp for tp in range(1, cluster.gpus_per_node + 1) if tp_degree_problem(model, tp) is None)
 
 
 def microbatch_choices(workload: Workload) -> tuple[int, ...]:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from topology.cluster import Cluster
 from topology.errors import LayerwiseError
-from topology.layer_graph import check_tp_degree
-from topology.model import ModelSpec
+from topology.model import ModelSpec, check_tp_degree
 from topology.partition.assemble import StageSpec, assemble_plan
 from topology.plan import Plan
 from topology.workload import Workload
