@@ -55,7 +55,7 @@ def simulate_events(
     ``progress(done, total)`` hears of each iteration as microbatch 0 leaves the last stage."""
     env = simpy.Environment()
     fabric = Fabric()
-    passes = PassCache(plan, workload, cluster, cost)
+    passes = PassCache(plan, workload, cluster, cost, named=trace_iterations > 0)
     recorder = Recorder(plan.num_stages, plan.microbatches, workload.warmup_iters, workload.iterations)
     decode = workload.phase == "decode"
     transfers = stage_transfers(plan, passes.get(0, 0).stage_pass.output_bytes, cluster, cost, loops_back=decode)

@@ -3,12 +3,13 @@ between stages (pure; no SimPy)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from sim.costs.comm import CommCost, p2p_cost
 from sim.costs.model import CostModel
 from sim.costs.residency import plan_counts_sram
-from sim.costs.stage import StagePass, Step, stage_pass
+from sim.costs.stage import PriceMemo, StagePass, Step, stage_pass
 from sim.fabric import Fabric, Hop
 from topology.cluster import NETWORK_SWITCH, Cluster
 from topology.plan import Plan, Stage
@@ -52,14 +53,27 @@ def compile_pass(stage_pass_: StagePass) -> PassProgram:
 
 class PassCache:
     """Compiled passes per (stage, context length), keeping only the few contexts in use: a
-    growing context compiles each length once and drops it when the run has moved on."""
+    growing context compiles each length once and drops it when the run has moved on.
+
+    Stages alike (same layer count, TP degree and spread over nodes) share one compiled pass
+    unless ``named`` (a trace needs each stage's own operator names).
+    """
 
     KEEP_CONTEXTS = 4  # per stage: stages work on neighbouring iterations at once
 
-    def __init__(self, plan: Plan, workload: Workload, cluster: Cluster, cost: CostModel) -> None:
+    def __init__(self, plan: Plan, workload: Workload, cluster: Cluster, cost: CostModel, named: bool = False) -> None:
         self._plan, self._workload, self._cluster, self._cost = plan, workload, cluster, cost
-        self._programs: list[dict[int, PassProgram]] = [{} for _ in plan.stages]  # stage -> context -> program
-        self.compiled = 0  # passes compiled so far (each context of each stage once while it is in use)
+        self._named = named
+        self._kinds = [self._kind(stage, cluster, named) for stage in plan.stages]
+        self._programs: dict[tuple[object, ...], dict[int, PassProgram]] = {kind: {} for kind in self._kinds}
+        self._priced: PriceMemo = {}  # operator prices, shared by every pass compiled here
+        self.compiled = 0  # passes compiled so far (each kind and context once while it is in use)
+
+    @staticmethod
+    def _kind(stage: Stage, cluster: Cluster, named: bool) -> tuple[object, ...]:
+        per_node = sorted(Counter(cluster.node_of(d) for d in stage.devices).values())
+        return (stage.index if named else -1, stage.num_layers, stage.tp_degree, tuple(per_node),
+                stage.footprint.weights_bytes)
 
     def shape(self, iteration: int) -> TokenShape:
         return self._workload.token_shape(self._plan.microbatches, iteration)
@@ -71,13 +85,13 @@ class PassCache:
         return w.context_len + (iteration if w.context_growth == "grow" else 0)
 
     def get(self, stage: int, iteration: int) -> PassProgram:
-        programs = self._programs[stage]
+        programs = self._programs[self._kinds[stage]]
         context = self.context_of(iteration)
         program = programs.get(context)
         if program is None:
             plan = self._plan
             program = compile_pass(stage_pass(plan.model, plan.stages[stage], self.shape(iteration), self._cluster,
-                                              self._cost, plan_counts_sram(plan)))
+                                              self._cost, plan_counts_sram(plan), self._priced, self._named))
             self.compiled += 1
             if len(programs) >= self.KEEP_CONTEXTS:
                 del programs[min(programs)]  # contexts only grow: the smallest is done with

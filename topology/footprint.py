@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import cache
 from typing import Any
 
 from topology.errors import LayerwiseError
@@ -47,6 +48,7 @@ def activation_peak_bytes(model: ModelSpec, tp_degree: int, workload: Workload, 
     return shape.tokens * (widest + model.hidden_size) * model.dtype_bytes
 
 
+@cache
 def stage_footprint(
     model: ModelSpec, num_layers: int, tp_degree: int, workload: Workload, microbatches: int
 ) -> Footprint:

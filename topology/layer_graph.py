@@ -175,8 +175,10 @@ def graph_predecessors(graph: nx.DiGraph) -> dict[str, tuple[str, ...]]:
     return {name: tuple(graph.predecessors(name)) for name in graph.nodes}
 
 
+@cache
 def stage_graph_ops(model: ModelSpec, layers: range, tp_degree: int) -> tuple[list[Op], dict[str, tuple[str, ...]]]:
-    """A stage's operators in run order, and each one's inputs inside the stage."""
+    """A stage's operators in run order, and each one's inputs inside the stage (memoized: callers
+    must not change what they get)."""
     graph = build_layer_graph(model, tp_degree, layers)
     return graph_ops(graph), graph_predecessors(graph)
 

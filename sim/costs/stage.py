@@ -137,15 +137,20 @@ def stage_ops(model: ModelSpec, stage: Stage) -> tuple[list[Op], dict[str, tuple
     return stage_graph_ops(model, stage.layers, stage.tp_degree)
 
 
-def _priced(op: Op, shape: TokenShape, cost: CostModel, hit_fraction: float,
-            priced: dict[tuple[object, ...], OpCost]) -> OpCost:
-    """``op_cost`` of an operator, reusing the price of an identical one of another layer."""
+PriceMemo = dict[tuple[object, ...], OpCost]
+
+
+def _priced(op: Op, shape: TokenShape, cost: CostModel, hit_fraction: float, priced: PriceMemo,
+            named: bool = True) -> OpCost:
+    """``op_cost`` of an operator, reusing the price of an identical one (another layer's, or another
+    context length's where only attention reads the context)."""
+    reads = shape if op.kind == "attention" else shape.tokens
     key = (op.kind, op.dtype_bytes, op.in_features, op.out_features, op.width, op.heads, op.kv_heads, op.head_dim,
-           op.gated, op.terms)
+           op.gated, op.terms, reads, hit_fraction)
     known = priced.get(key)
     if known is None:
         known = priced[key] = op_cost(op, shape, cost, hit_fraction)
-    return known if known.name == op.name else replace(known, name=op.name)
+    return known if not named or known.name == op.name else replace(known, name=op.name)
 
 
 def stage_residency(stage: Stage, ops: list[Op], shape: TokenShape, cluster: Cluster, cost: CostModel,
@@ -158,13 +163,15 @@ def stage_residency(stage: Stage, ops: list[Op], shape: TokenShape, cluster: Clu
 
 
 def stage_pass(model: ModelSpec, stage: Stage, shape: TokenShape, cluster: Cluster, cost: CostModel,
-               sram_counted: bool = False) -> StagePass:
-    """One microbatch pass of ``stage`` (``sram_counted``: the plan's cache-fit counted shared memory)."""
+               sram_counted: bool = False, priced: PriceMemo | None = None, named: bool = True) -> StagePass:
+    """One microbatch pass of ``stage`` (``sram_counted``: the plan's cache-fit counted shared memory;
+    ``priced``: a memo of operator prices to share between passes of one cost model; ``named``
+    False: alike kernels of different layers share one price record, named after the first)."""
     ops, inputs = stage_ops(model, stage)
     res = stage_residency(stage, ops, shape, cluster, cost, sram_counted)
     segments: list[Segment] = []
     pending: list[OpCost] = []
-    priced: dict[tuple[object, ...], OpCost] = {}  # every layer repeats the same kernels: price each once
+    priced = {} if priced is None else priced  # every layer repeats the same kernels: price each once
     collective: str | None = None  # the last all-reduce, while no compute has waited for it
     waits: set[str] = set()  # ops that need that all-reduce (directly or through another op)
     independent = False  # the open compute segment runs beside that all-reduce
@@ -190,7 +197,7 @@ def stage_pass(model: ModelSpec, stage: Stage, shape: TokenShape, cluster: Clust
         if needs_collective and independent:  # the first op that waits: what follows runs after the all-reduce
             close_compute()
             independent = False
-        pending.append(_priced(op, shape, cost, res.hit_fraction, priced))
+        pending.append(_priced(op, shape, cost, res.hit_fraction, priced, named))
     close_compute()
     output_bytes = shape.tokens * model.hidden_size * model.dtype_bytes
     return StagePass(stage=stage.index, segments=tuple(segments), residency=res, output_bytes=output_bytes)
