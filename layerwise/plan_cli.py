@@ -106,7 +106,7 @@ def _optimizer(experiment: Experiment, plan_name: str, args: dict[str, Any]) -> 
 
 def render_plan(name: str, plan: Plan) -> str:
     headers = ["stage", "layers", "devices", "tp", "weights/dev", "kv/dev", "act/dev",
-               "total vs HBM", "weights vs L2 (usable)", "weights vs SRAM", "weights in"]
+               "total vs HBM", "weights vs L2 (usable)", "weights vs SRAM"]
     rows = []
     for s in plan.stages:
         fp = s.footprint
@@ -117,7 +117,6 @@ def render_plan(name: str, plan: Plan) -> str:
             f"{format_bytes(fp.total_bytes)} / {format_bytes(plan.device_hbm_capacity_bytes)}",
             _fit_cell(fp.weights_bytes, plan.device_l2_usable_bytes),
             _fit_cell(fp.weights_bytes, plan.device_sram_bytes),
-            s.weight_residence.upper(),
         ])
     header = (f"plan {name!r}: {plan.describe()} on {plan.cluster_name} "
               f"({plan.num_devices} devices, model {plan.model.name}, partitioner {plan.partitioner})")

@@ -13,7 +13,7 @@ deadlock, and costs one event instead of one per hop. :meth:`Fabric.hold` is the
 
 from __future__ import annotations
 
-Hop = tuple[str, str]
+from topology.cluster import Hop
 
 
 class Fabric:

@@ -11,7 +11,7 @@ from sim.costs.model import CostModel
 from sim.costs.residency import plan_counts_sram
 from sim.costs.stage import PriceMemo, StagePass, Step, stage_pass
 from sim.fabric import Fabric, Hop
-from topology.cluster import NETWORK_SWITCH, Cluster
+from topology.cluster import Cluster, hop_crosses_nodes
 from topology.plan import Plan, Stage
 from topology.workload import TokenShape, Workload
 
@@ -125,5 +125,5 @@ def group_ports(stage: Stage, cluster: Cluster) -> tuple[Hop, ...]:
         for neighbour in sorted(cluster.graph.neighbors(device)):
             ports += [(device, neighbour), (neighbour, device)]
     if cluster.same_node(stage.devices):
-        ports = [p for p in ports if NETWORK_SWITCH not in p]
+        ports = [p for p in ports if not hop_crosses_nodes(p)]
     return tuple(ports)

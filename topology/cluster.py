@@ -19,6 +19,12 @@ from topology.errors import LayerwiseError
 from topology.hardware import GPUSpec, LinkSpec, load_gpu, load_link
 
 NETWORK_SWITCH = "network"
+Hop = tuple[str, str]  # a directed edge (u, v) of a route
+
+
+def hop_crosses_nodes(hop: Hop) -> bool:
+    """A hop into or out of the inter-node network (a NIC), not inside a node's NVLink fabric."""
+    return NETWORK_SWITCH in hop
 # A bound on what is built, so an absurd input (a million GPUs per node) is refused rather than
 # left to run: the cluster graph grows with the GPUs, and a plan search with it.
 MAX_CLUSTER_DEVICES = 131_072

@@ -15,9 +15,9 @@ from topology.errors import LayerwiseError
 from topology.footprint import Footprint
 from topology.model import ModelSpec, model_from_dict, tp_degree_problem
 
-PLAN_SCHEMA_VERSION = 1
+PLAN_SCHEMA_VERSION = 2  # 2: stages no longer carry a weight residence (the simulator decides it)
+READABLE_PLAN_VERSIONS = (1, 2)
 SCHEDULES = ("tp-pp", "layer-wise")
-RESIDENCES = ("hbm", "l2")
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,6 @@ class Stage:
     layer_stop: int
     devices: tuple[str, ...]
     tp_degree: int
-    weight_residence: str  # "hbm": weights stream from HBM every pass; "l2": resident in L2
     footprint: Footprint  # per device
 
     @property
@@ -47,7 +46,6 @@ class Stage:
             "layer_stop": self.layer_stop,
             "devices": list(self.devices),
             "tp_degree": self.tp_degree,
-            "weight_residence": self.weight_residence,
             "footprint": self.footprint.to_dict(),
         }
 
@@ -136,10 +134,6 @@ class Plan:
         problem = tp_degree_problem(self.model, stage.tp_degree)
         if problem is not None:
             raise LayerwiseError(f"{where}.tp_degree", problem)
-        if stage.weight_residence not in RESIDENCES:
-            raise LayerwiseError(
-                f"{where}.weight_residence", f"must be one of {RESIDENCES}, got {stage.weight_residence!r}"
-            )
         total = stage.footprint.total_bytes
         if total > self.device_hbm_capacity_bytes:
             raise LayerwiseError(
@@ -149,12 +143,6 @@ class Plan:
                 f"{stage.footprint.activation_bytes / 1e9:.2f}) exceeds HBM "
                 f"{self.device_hbm_capacity_bytes / 1e9:.2f} GB by "
                 f"{(total - self.device_hbm_capacity_bytes) / 1e9:.2f} GB",
-            )
-        if stage.weight_residence == "l2" and stage.footprint.weights_bytes > self.device_l2_usable_bytes:
-            raise LayerwiseError(
-                f"{where}.weight_residence",
-                f"l2, but weights {stage.footprint.weights_bytes} B exceed usable L2 "
-                f"{self.device_l2_usable_bytes} B",
             )
 
     @property
@@ -207,8 +195,9 @@ def plan_from_dict(raw: dict[str, Any]) -> Plan:
         raise LayerwiseError("plan", f"must be a JSON object, got {type(raw).__name__}")
     try:
         version = raw.get("schema_version")
-        if version != PLAN_SCHEMA_VERSION:
-            raise LayerwiseError("plan.schema_version", f"{version!r} is not the supported {PLAN_SCHEMA_VERSION}")
+        if version not in READABLE_PLAN_VERSIONS:
+            raise LayerwiseError("plan.schema_version",
+                                 f"{version!r} is not one of the supported {READABLE_PLAN_VERSIONS}")
         stages = tuple(
             Stage(
                 index=int(s["index"]),
@@ -216,7 +205,6 @@ def plan_from_dict(raw: dict[str, Any]) -> Plan:
                 layer_stop=int(s["layer_stop"]),
                 devices=tuple(str(d) for d in s["devices"]),
                 tp_degree=int(s["tp_degree"]),
-                weight_residence=str(s["weight_residence"]),
                 footprint=Footprint(**{k: int(v) for k, v in s["footprint"].items()}),
             )
             for s in raw["stages"]
@@ -234,7 +222,7 @@ def plan_from_dict(raw: dict[str, Any]) -> Plan:
             fit_capacity_bytes=raw.get("fit_capacity_bytes"),
             fit_counts=raw.get("fit_counts"),
             notes=tuple(raw.get("notes", ())),
-            schema_version=int(version),
+            schema_version=PLAN_SCHEMA_VERSION,  # a version 1 file reads as version 2 (its residences dropped)
         )
     except KeyError as exc:
         raise LayerwiseError("plan", f"missing field {exc.args[0]!r}") from None

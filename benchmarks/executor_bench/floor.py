@@ -56,7 +56,7 @@ def step_floor(plan: Plan, workload: Workload, rates: Rates) -> Floor:
         index = max(range(len(costs)), key=lambda i: costs[i][1])
         floor_s = costs[index][1] / rates.matmul_flops_per_s if rates.matmul_flops_per_s else None
     return Floor(bytes_per_gpu=costs[index][0], flops_per_gpu=costs[index][1], floor_s=floor_s,
-                 l2_resident=any(s.weight_residence == "l2" for s in plan.stages))
+                 l2_resident=any(s.footprint.weights_bytes <= plan.device_l2_usable_bytes for s in plan.stages))
 
 
 def rates_from_profile(profile: HardwareProfile, path: Path) -> Rates:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 import executor
-from topology.hardware import gpu_names, load_gpu
+from topology.hardware import gpu_preset_for_device, load_gpu
 
 
 def _command_output(command: list[str], cwd: str | None = None) -> str | None:
@@ -30,16 +30,6 @@ def git_commit() -> str:
         return from_env
     repo_root = str(Path(executor.__file__).resolve().parent.parent)
     return _command_output(["git", "rev-parse", "HEAD"], cwd=repo_root) or "unknown"
-
-
-def datasheet_preset(gpu_name: str) -> str | None:
-    """The GPU data file of the same family (``h100-sxm`` for "NVIDIA H100 80GB HBM3"), if any."""
-    lowered = gpu_name.lower()
-    for preset in gpu_names():
-        family = preset.split("-")[0]
-        if family and family in lowered:
-            return preset
-    return None
 
 
 def collect_environment(device_type: str, gpus_used: int) -> dict[str, Any]:
@@ -72,7 +62,7 @@ def collect_environment(device_type: str, gpus_used: int) -> dict[str, Any]:
     else:
         env.update({"gpu_name": f"cpu ({platform.processor() or platform.machine()})",
                     "gpu_count_visible": 0, "cpu_count": os.cpu_count()})
-    preset = datasheet_preset(str(env["gpu_name"])) if device_type == "cuda" else None
+    preset = gpu_preset_for_device(str(env["gpu_name"])) if device_type == "cuda" else None
     env["datasheet_preset"] = preset
     if preset:
         spec = load_gpu(preset)

@@ -19,9 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sim.costs.model import CostModel
-from topology.cluster import NETWORK_SWITCH, Cluster
-
-Hop = tuple[str, str]
+from topology.cluster import Cluster, Hop, hop_crosses_nodes
 
 
 @dataclass(frozen=True)
@@ -33,10 +31,6 @@ class CommCost:
     @property
     def time_s(self) -> float:
         return self.latency_s + self.serialization_s
-
-
-def hop_crosses_nodes(hop: Hop) -> bool:
-    return NETWORK_SWITCH in hop
 
 
 def hop_bw_bytes_per_s(hop: Hop, cost: CostModel) -> float:

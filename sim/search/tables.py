@@ -41,8 +41,7 @@ class StageTable:
         """A stage of ``layers`` layers on devices ``start .. start + tp - 1`` (its footprint included)."""
         devices = self.cluster.devices[start:start + tp]
         footprint = stage_footprint(self.model, layers, tp, self.workload, self.microbatches)
-        return Stage(index=0, layer_start=0, layer_stop=layers, devices=devices, tp_degree=tp,
-                     weight_residence="hbm", footprint=footprint)
+        return Stage(index=0, layer_start=0, layer_stop=layers, devices=devices, tp_degree=tp, footprint=footprint)
 
     def pass_s(self, layers: int, tp: int) -> float | None:
         """Kernels + all-reduces of one microbatch pass; None when the stage does not fit HBM."""

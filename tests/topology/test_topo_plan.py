@@ -21,8 +21,7 @@ SMALL = Footprint(weights_bytes=1000, kv_cache_bytes=100, activation_bytes=10)
 
 def make_plan(model: ModelSpec, stages: list[tuple[int, int, tuple[str, ...]]], **overrides: Any) -> Plan:
     built = tuple(
-        Stage(index=i, layer_start=a, layer_stop=b, devices=devices, tp_degree=len(devices),
-              weight_residence="hbm", footprint=SMALL)
+        Stage(index=i, layer_start=a, layer_stop=b, devices=devices, tp_degree=len(devices), footprint=SMALL)
         for i, (a, b, devices) in enumerate(stages)
     )
     values: dict[str, Any] = dict(
@@ -118,14 +117,15 @@ def test_footprint_over_hbm(tiny_model: ModelSpec) -> None:
                            "exceeds HBM 80.00 GB by 12.00 GB")
 
 
-def test_l2_residence_needs_weights_within_l2(tiny_model: ModelSpec) -> None:
-    plan = make_plan(tiny_model, [(0, 4, ("gpu0",))], device_l2_usable_bytes=999)
-    resident = dataclasses.replace(plan.stages[0], weight_residence="l2")
-    err = error_of(dataclasses.replace, plan, stages=(resident,))
-    assert err.field == "stages[0].weight_residence" and "1000 B exceed usable L2 999 B" in err.message
-    err = error_of(dataclasses.replace, plan,
-                   stages=(dataclasses.replace(plan.stages[0], weight_residence="sram"),))
-    assert err.field == "stages[0].weight_residence"
+def test_a_version_1_plan_file_still_loads(tiny_model: ModelSpec) -> None:
+    """Version 1 plans (saved beside earlier results) carried a weight residence per stage; it is dropped."""
+    plan = make_plan(tiny_model, [(0, 4, ("gpu0",))])
+    old = plan.to_dict()
+    old["schema_version"] = 1
+    old["stages"][0]["weight_residence"] = "hbm"
+    assert plan_from_dict(old) == plan
+    old["schema_version"] = 3
+    assert error_of(plan_from_dict, old).field == "plan.schema_version"
 
 
 @pytest.mark.parametrize(("field", "value", "expected_field"), [

@@ -71,7 +71,6 @@ def assemble_plan(
         footprint = stage_footprint(
             model, spec.layer_stop - spec.layer_start, spec.tp_degree, workload, microbatches
         )
-        residence = "l2" if footprint.weights_bytes <= cluster.gpu.l2_usable_bytes else "hbm"
         stages.append(
             Stage(
                 index=index,
@@ -79,7 +78,6 @@ def assemble_plan(
                 layer_stop=spec.layer_stop,
                 devices=group,
                 tp_degree=spec.tp_degree,
-                weight_residence=residence,
                 footprint=footprint,
             )
         )
