@@ -168,87 +168,116 @@ def _sum_marks(clock: Clock, timings: RankTimings, microbatches: int, measured_i
 
 def run_decode(run: RankRun) -> RankTimings:
     """The closed decode loop of ``warmup_iters + measured_iters`` steps."""
-    layout, w, mb, b = run.layout, run.workload, run.microbatches, run.microbatch_size
-    h = run.stage_model.model.hidden_size
-    model = run.stage_model
-    if w.context_growth == "fixed":
-        model.set_fixed_position(w.context_len - 1)
-    else:
-        model.set_position(w.context_len - 1)
-    inputs = [torch.zeros((b, h), device=run.device, dtype=run.dtype) for _ in range(mb)]  # (b, h) each
-    if layout.is_first_stage:
-        first = seeded_normal((w.batch_size, h), w.seed, INPUT_LAYER, "decode_input", run.device, run.dtype)
-        for m in range(mb):
-            inputs[m].copy_(first[m * b:(m + 1) * b])
+    return DecodeLoop(run).run()
 
-    def forward(m: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        y = model.decode(inputs[m], m * b)  # (b, h)
-        return y, (next_token_input(y) if layout.is_last_stage else None)
 
-    step_fns: list[Callable[[], tuple[torch.Tensor, torch.Tensor | None]]]
-    if run.use_graphs:
-        run.activity = Activity(what="capturing CUDA graphs")
-        step_fns = capture_graphs(forward, mb, run.device)
-    else:
-        step_fns = [lambda m=m: forward(m) for m in range(mb)]  # type: ignore[misc]
+class DecodeLoop:
+    """One rank's decode loop: per step and microbatch, receive the input, run the stage, send on.
 
-    clock = Clock(run.device, 2 + 3 * mb * w.measured_iters)
-    timings = RankTimings(measured_iters=w.measured_iters)
-    pending: list[list[Any]] = [[] for _ in range(mb)]
-    keep: list[torch.Tensor | None] = [None] * mb  # eager outputs kept alive while being sent
-    history = _dump_buffer(run, w.iterations) if run.dump and layout.is_last_stage else None  # (T, B, h)
-    single_stage = layout.num_stages == 1
-    for t in range(w.iterations):
-        if run.fault is not None:
-            run.fault.maybe_trigger(layout.rank, layout.stage, t)
-        if w.context_growth == "grow":
-            model.set_position(w.context_len - 1 + t)
-        measured = t - w.warmup_iters
-        if measured == 0:
-            clock.mark(0)
-        for m in range(mb):
-            base = 2 + 3 * (measured * mb + m)
-            if measured >= 0:
-                clock.mark(base)
-            if not layout.is_first_stage:
-                assert layout.recv_from is not None
-                run._wait_input(_recv(inputs[m], layout.recv_from, run.groups.recv_edge), layout.recv_from,
-                                "receiving its input", m, t)
-            elif t > 0 and not single_stage:
-                assert layout.loop_recv_from is not None
-                run._wait_input(_recv(inputs[m], layout.loop_recv_from, run.groups.loop), layout.loop_recv_from,
-                                "receiving the next token's input (loop-back)", m, t)
-            if measured >= 0:
-                clock.mark(base + 1)
-            for work in pending[m]:
-                work.wait()  # the output buffer of m is about to be written again
-            pending[m] = []  # a gloo work must not be waited on twice
-            run.activity = Activity(what="forward (TP all-reduces included)", microbatch=m, step=t)
-            y, nxt = step_fns[m]()
-            if measured >= 0:
-                clock.mark(base + 2)
-            if history is not None:  # an asynchronous copy: no host sync inside the timed loop
-                history[t, m * b:(m + 1) * b].copy_(y, non_blocking=True)
-            if layout.is_last_stage:
-                assert nxt is not None
-                if single_stage:
-                    inputs[m].copy_(nxt)
-                elif t < w.iterations - 1:
-                    pending[m] = _send(nxt, layout.loop_send_to, run.groups.loop)
-                keep[m] = nxt
-            else:
-                pending[m] = _send(y, layout.send_to, run.groups.send_edge)
-                keep[m] = y
-    run.activity = Activity(what="finishing the last sends", step=w.iterations)
-    for works in pending:
-        for work in works:
-            work.wait()
-    clock.mark(1)
-    clock.sync()
-    _sum_marks(clock, timings, mb, w.measured_iters)
-    if history is not None:  # complete: clock.sync() waited for the copies
-        run.outputs["decode"] = history
-    return timings
+    The last stage sends the next token's input back to stage 0 (a single-stage plan copies it in
+    place). Clock marks per measured microbatch: start, input received, stage done.
+    """
+
+    def __init__(self, run: RankRun) -> None:
+        self.run_, self.layout, self.w = run, run.layout, run.workload
+        self.mb, self.b = run.microbatches, run.microbatch_size
+        h = run.stage_model.model.hidden_size
+        model = run.stage_model
+        if self.w.context_growth == "fixed":
+            model.set_fixed_position(self.w.context_len - 1)
+        else:
+            model.set_position(self.w.context_len - 1)
+        self.inputs = [torch.zeros((self.b, h), device=run.device, dtype=run.dtype) for _ in range(self.mb)]  # (b, h)
+        if self.layout.is_first_stage:
+            first = seeded_normal((self.w.batch_size, h), self.w.seed, INPUT_LAYER, "decode_input", run.device,
+                                  run.dtype)
+            for m in range(self.mb):
+                self.inputs[m].copy_(first[m * self.b:(m + 1) * self.b])
+        self.step_fns = self._step_functions()
+        self.clock = Clock(run.device, 2 + 3 * self.mb * self.w.measured_iters)
+        self.pending: list[list[Any]] = [[] for _ in range(self.mb)]
+        self.keep: list[torch.Tensor | None] = [None] * self.mb  # eager outputs kept alive while being sent
+        dumping = run.dump and self.layout.is_last_stage
+        self.history = _dump_buffer(run, self.w.iterations) if dumping else None  # (T, B, h)
+        self.single_stage = self.layout.num_stages == 1
+
+    def _step_functions(self) -> list[Callable[[], tuple[torch.Tensor, torch.Tensor | None]]]:
+        run, layout, b, model = self.run_, self.layout, self.b, self.run_.stage_model
+
+        def forward(m: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+            y = model.decode(self.inputs[m], m * b)  # (b, h)
+            return y, (next_token_input(y) if layout.is_last_stage else None)
+
+        if run.use_graphs:
+            run.activity = Activity(what="capturing CUDA graphs")
+            return capture_graphs(forward, self.mb, run.device)
+        return [lambda m=m: forward(m) for m in range(self.mb)]  # type: ignore[misc]
+
+    def run(self) -> RankTimings:
+        w, run = self.w, self.run_
+        timings = RankTimings(measured_iters=w.measured_iters)
+        for t in range(w.iterations):
+            if run.fault is not None:
+                run.fault.maybe_trigger(self.layout.rank, self.layout.stage, t)
+            if w.context_growth == "grow":
+                run.stage_model.set_position(w.context_len - 1 + t)
+            measured = t - w.warmup_iters
+            if measured == 0:
+                self.clock.mark(0)
+            for m in range(self.mb):
+                self._microbatch(m, t, measured)
+        run.activity = Activity(what="finishing the last sends", step=w.iterations)
+        for works in self.pending:
+            for work in works:
+                work.wait()
+        self.clock.mark(1)
+        self.clock.sync()
+        _sum_marks(self.clock, timings, self.mb, w.measured_iters)
+        if self.history is not None:  # complete: clock.sync() waited for the copies
+            run.outputs["decode"] = self.history
+        return timings
+
+    def _microbatch(self, m: int, t: int, measured: int) -> None:
+        base = 2 + 3 * (measured * self.mb + m)
+        if measured >= 0:
+            self.clock.mark(base)
+        self._receive(m, t)
+        if measured >= 0:
+            self.clock.mark(base + 1)
+        for work in self.pending[m]:
+            work.wait()  # the output buffer of m is about to be written again
+        self.pending[m] = []  # a gloo work must not be waited on twice
+        self.run_.activity = Activity(what="forward (TP all-reduces included)", microbatch=m, step=t)
+        y, nxt = self.step_fns[m]()
+        if measured >= 0:
+            self.clock.mark(base + 2)
+        if self.history is not None:  # an asynchronous copy: no host sync inside the timed loop
+            self.history[t, m * self.b:(m + 1) * self.b].copy_(y, non_blocking=True)
+        self._send(m, t, y, nxt)
+
+    def _receive(self, m: int, t: int) -> None:
+        layout, run = self.layout, self.run_
+        if not layout.is_first_stage:
+            assert layout.recv_from is not None
+            run._wait_input(_recv(self.inputs[m], layout.recv_from, run.groups.recv_edge), layout.recv_from,
+                            "receiving its input", m, t)
+        elif t > 0 and not self.single_stage:
+            assert layout.loop_recv_from is not None
+            run._wait_input(_recv(self.inputs[m], layout.loop_recv_from, run.groups.loop), layout.loop_recv_from,
+                            "receiving the next token's input (loop-back)", m, t)
+
+    def _send(self, m: int, t: int, y: torch.Tensor, nxt: torch.Tensor | None) -> None:
+        layout, groups = self.layout, self.run_.groups
+        if not layout.is_last_stage:
+            self.pending[m] = _send(y, layout.send_to, groups.send_edge)
+            self.keep[m] = y
+            return
+        assert nxt is not None
+        if self.single_stage:
+            self.inputs[m].copy_(nxt)
+        elif t < self.w.iterations - 1:
+            self.pending[m] = _send(nxt, layout.loop_send_to, groups.loop)
+        self.keep[m] = nxt
 
 
 def _dump_buffer(run: RankRun, iterations: int) -> torch.Tensor:

@@ -38,11 +38,6 @@ def _stat(pid: int) -> tuple[int, str, int] | None:
     return int(fields[1]), fields[0], int(fields[19])
 
 
-def process_id(pid: int) -> ProcessId | None:
-    stat = _stat(pid)
-    return ProcessId(pid, stat[2]) if stat is not None else None
-
-
 def descendants(root_pid: int) -> list[ProcessId]:
     """Every process below ``root_pid`` (children, their children, ...), as of now."""
     if not PROC.is_dir():

@@ -30,8 +30,6 @@ import torch
 
 from topology.model import ModelSpec
 
-MATRIX_NAMES = ("q", "k", "v", "o", "gate", "up", "down")
-
 
 def stream_seed(seed: int, layer: int, name: str) -> int:
     """A 63-bit generator seed from ``(seed, layer, name)``, stable across runs and machines."""

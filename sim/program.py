@@ -67,7 +67,6 @@ class PassCache:
         self._kinds = [self._kind(stage, cluster, named) for stage in plan.stages]
         self._programs: dict[tuple[object, ...], dict[int, PassProgram]] = {kind: {} for kind in self._kinds}
         self._priced: PriceMemo = {}  # operator prices, shared by every pass compiled here
-        self.compiled = 0  # passes compiled so far (each kind and context once while it is in use)
 
     @staticmethod
     def _kind(stage: Stage, cluster: Cluster, named: bool) -> tuple[object, ...]:
@@ -92,7 +91,6 @@ class PassCache:
             plan = self._plan
             program = compile_pass(stage_pass(plan.model, plan.stages[stage], self.shape(iteration), self._cluster,
                                               self._cost, plan_counts_sram(plan), self._priced, self._named))
-            self.compiled += 1
             if len(programs) >= self.KEEP_CONTEXTS:
                 del programs[min(programs)]  # contexts only grow: the smallest is done with
             programs[context] = program

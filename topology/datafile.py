@@ -41,14 +41,6 @@ def load_preset(kind: str, name: str) -> dict[str, Any]:
     return parse_yaml(entry.read_text(encoding="utf-8"), f"{kind}/{name}.yaml")
 
 
-def load_yaml_file(path: str | Path) -> dict[str, Any]:
-    """Parse a user's YAML file, with a one-line error if it is missing or malformed."""
-    file_path = Path(path)
-    if not file_path.is_file():
-        raise LayerwiseError("path", f"no such file: {str(file_path)!r}")
-    return parse_yaml(read_text_file(file_path, "path"), str(file_path))
-
-
 def read_text_file(path: str | Path, field: str) -> str:
     """A UTF-8 text file's contents; a missing, unreadable or binary file is a one-line error naming ``field``."""
     file_path = Path(path)

@@ -98,9 +98,6 @@ class ModelSpec:
         """Parameters of all transformer layers (embedding and LM head not counted)."""
         return self.params_per_layer * self.num_layers
 
-    def kv_bytes_per_token_per_layer(self) -> int:
-        """K and V of one token in one layer."""
-        return 2 * self.kv_width * self.dtype_bytes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

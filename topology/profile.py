@@ -152,10 +152,6 @@ def load_profile(path: str | Path) -> HardwareProfile:
     return profile_from_dict(load_json_file(path, "profile"))
 
 
-def shipped_profile_names() -> list[str]:
-    return sorted(e.name[:-len(".json")] for e in data_dir("profiles").iterdir() if e.name.endswith(".json"))
-
-
 def profile_gpu_model(gpu_name: str) -> str | None:
     """The GPU data file's ``name`` (``H100-SXM5-80GB``) that a profile's ``gpu_name`` denotes:
     that name itself, a preset file name (``h100-sxm``), or a device name as torch reports it

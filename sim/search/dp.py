@@ -181,61 +181,92 @@ def best_layouts_at(table: StageTable, geometry: Geometry, incumbents: Incumbent
     """The layouts with ``table.microbatches`` microbatches that can be among the ``incumbents.k`` best
     (every one whose step is within the incumbents' bound and, in prefill, whose mean TTFT is at most
     ``max_ttft_s``), best first; each one found joins the incumbents."""
-    k = incumbents.k
-    m, layers_total, g = table.microbatches, geometry.num_layers, geometry.gpus_per_node
-    decode = geometry.phase == "decode"
-    # every step is at least M x its bottleneck (prefill: S + (M-1) X >= M X), so no stage of a
-    # plan within the bound takes longer than bound / M
-    floor = remaining_floor_s(table, geometry, incumbents.bound_s * (1 + EQUAL_REL) / m).tolist()
-    if floor[layers_total][geometry.max_gpus] == math.inf:
-        return []  # no plan fits HBM, or none can be within the bound
+    return _StageDP(table, geometry, incumbents, max_ttft_s, progress).run()
 
-    def hopeless(cycle_s: float, bottleneck_s: float, layers_left: int, gpus_left: int = 0) -> bool:
-        bound_s = incumbents.bound_s
-        floor_s = cycle_s + floor[layers_left][gpus_left]
-        if decode:
-            return pipeline.decode_step_s(floor_s, bottleneck_s, m) > bound_s * (1 + EQUAL_REL)
-        return (pipeline.prefill_step_s(floor_s, bottleneck_s, m) > bound_s * (1 + EQUAL_REL)
-                or pipeline.prefill_ttft_s(floor_s, bottleneck_s, m) > max_ttft_s * (1 + EQUAL_REL))
 
-    by_layers: list[dict[tuple[int, int, int], list[list]]] = [{} for _ in range(layers_total)]  # type: ignore[type-arg]
-    for tp in geometry.tp_choices:
-        if tp <= geometry.max_gpus:
-            by_layers[0][(0, tp, tp)] = [[0.0, 0.0, None, 0]]
-    finals: list[Scored] = []
-    for placed in range(layers_total):
-        for (start, tp_first, tp), points in by_layers[placed].items():
-            if progress is not None:
-                progress()
-            end = start + tp
-            for layers in range(1, layers_total - placed + 1):
-                pass_s = table.pass_s(layers, tp)
-                if pass_s is None or (decode and m * pass_s > incumbents.bound_s * (1 + EQUAL_REL)):
-                    break  # more layers only take longer and hold more bytes
+States = dict[tuple[int, int, int], list[list]]  # type: ignore[type-arg]  # (next device, TP first, TP next) -> points
+
+
+class _StageDP:
+    """The dynamic program of :func:`best_layouts_at` for one microbatch count (see the module docstring)."""
+
+    def __init__(self, table: StageTable, geometry: Geometry, incumbents: Incumbents, max_ttft_s: float,
+                 progress: Callable[[], None] | None) -> None:
+        self.table, self.geometry, self.incumbents = table, geometry, incumbents
+        self.max_ttft_s, self.progress = max_ttft_s, progress
+        self.m = table.microbatches
+        self.decode = geometry.phase == "decode"
+        # every step is at least M x its bottleneck (prefill: S + (M-1) X >= M X), so no stage of a
+        # plan within the bound takes longer than bound / M
+        self.floor = remaining_floor_s(table, geometry, incumbents.bound_s * (1 + EQUAL_REL) / self.m).tolist()
+        self.finals: list[Scored] = []
+
+    def run(self) -> list[Scored]:
+        layers_total, geometry = self.geometry.num_layers, self.geometry
+        if self.floor[layers_total][geometry.max_gpus] == math.inf:
+            return []  # no plan fits HBM, or none can be within the bound
+        by_layers: list[States] = [{} for _ in range(layers_total)]
+        for tp in geometry.tp_choices:
+            if tp <= geometry.max_gpus:
+                by_layers[0][(0, tp, tp)] = [[0.0, 0.0, None, 0]]
+        for placed in range(layers_total):
+            for state, points in by_layers[placed].items():
+                if self.progress is not None:
+                    self.progress()
+                self._expand(placed, state, points, by_layers)
+            by_layers[placed] = {}  # done with this layer count: free its points
+        bound = self.incumbents.bound_s * (1 + EQUAL_REL)
+        return _k_best([f for f in self.finals if f.step_s <= bound], self.incumbents.k)
+
+    def _hopeless(self, cycle_s: float, bottleneck_s: float, layers_left: int, gpus_left: int = 0) -> bool:
+        bound_s, m = self.incumbents.bound_s * (1 + EQUAL_REL), self.m
+        floor_s = cycle_s + self.floor[layers_left][gpus_left]
+        if self.decode:
+            return pipeline.decode_step_s(floor_s, bottleneck_s, m) > bound_s
+        return (pipeline.prefill_step_s(floor_s, bottleneck_s, m) > bound_s
+                or pipeline.prefill_ttft_s(floor_s, bottleneck_s, m) > self.max_ttft_s * (1 + EQUAL_REL))
+
+    def _expand(self, placed: int, state: tuple[int, int, int], points: list[list], by_layers: list[States]) -> None:  # type: ignore[type-arg]
+        """Place the next stage (TP ``state[2]`` at device ``state[0]``) with every layer count."""
+        tp = state[2]
+        layers_total = self.geometry.num_layers
+        for layers in range(1, layers_total - placed + 1):
+            pass_s = self.table.pass_s(layers, tp)
+            if pass_s is None or (self.decode and self.m * pass_s > self.incumbents.bound_s * (1 + EQUAL_REL)):
+                break  # more layers only take longer and hold more bytes
+            if placed + layers == layers_total:
+                self._finish(state, layers, pass_s, points)
+            else:
                 left = layers_total - placed - layers
-                if left == 0:
-                    crosses = start // g != 0
-                    send_s = table.send_s(tp, tp_first, crosses) if decode and start > 0 else 0.0
-                    occupancy = pass_s + send_s
-                    for cycle_s, bottleneck_s, chain, _ in points:
-                        cycle, neck = cycle_s + occupancy, max(bottleneck_s, occupancy)
-                        if not hopeless(cycle, neck, 0):
-                            final = _scored(_layout((layers, tp, start, chain), m), cycle, neck, geometry.phase)
-                            finals.append(final)
-                            incumbents.add(final)
-                    continue
-                successors = by_layers[placed + layers]
-                for tp_next in geometry.tp_choices:
-                    for next_start in next_starts(end, tp_next, g, geometry.max_gpus):
-                        occupancy = pass_s + table.send_s(tp, tp_next, start // g != next_start // g)
-                        key = (next_start, tp_first, tp_next)
-                        for cycle_s, bottleneck_s, chain, _ in points:
-                            cycle, neck = cycle_s + occupancy, max(bottleneck_s, occupancy)
-                            if hopeless(cycle, neck, left, geometry.max_gpus - next_start):
-                                continue
-                            _insert(successors.setdefault(key, []), cycle, neck, (layers, tp, start, chain), k)
-        by_layers[placed] = {}  # done with this layer count: free its points
-    return _k_best([f for f in finals if f.step_s <= incumbents.bound_s * (1 + EQUAL_REL)], k)
+                self._continue(state, layers, pass_s, points, by_layers[placed + layers], left)
+
+    def _finish(self, state: tuple[int, int, int], layers: int, pass_s: float, points: list[list]) -> None:  # type: ignore[type-arg]
+        """The last stage: in decode it sends back to stage 0 (unless it is stage 0)."""
+        start, tp_first, tp = state
+        crosses = start // self.geometry.gpus_per_node != 0
+        send_s = self.table.send_s(tp, tp_first, crosses) if self.decode and start > 0 else 0.0
+        occupancy = pass_s + send_s
+        for cycle_s, bottleneck_s, chain, _ in points:
+            cycle, neck = cycle_s + occupancy, max(bottleneck_s, occupancy)
+            if not self._hopeless(cycle, neck, 0):
+                final = _scored(_layout((layers, tp, start, chain), self.m), cycle, neck, self.geometry.phase)
+                self.finals.append(final)
+                self.incumbents.add(final)
+
+    def _continue(self, state: tuple[int, int, int], layers: int, pass_s: float, points: list[list],  # type: ignore[type-arg]
+                  successors: States, layers_left: int) -> None:
+        """A stage that the next one follows: every TP degree and placement of that next stage."""
+        start, tp_first, tp = state
+        g, max_gpus = self.geometry.gpus_per_node, self.geometry.max_gpus
+        for tp_next in self.geometry.tp_choices:
+            for next_start in next_starts(start + tp, tp_next, g, max_gpus):
+                occupancy = pass_s + self.table.send_s(tp, tp_next, start // g != next_start // g)
+                key = (next_start, tp_first, tp_next)
+                for cycle_s, bottleneck_s, chain, _ in points:
+                    cycle, neck = cycle_s + occupancy, max(bottleneck_s, occupancy)
+                    if not self._hopeless(cycle, neck, layers_left, max_gpus - next_start):
+                        _insert(successors.setdefault(key, []), cycle, neck, (layers, tp, start, chain),
+                                self.incumbents.k)
 
 
 def _k_best(scored: list[Scored], k: int) -> list[Scored]:

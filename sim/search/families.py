@@ -17,7 +17,6 @@ from topology.partition.tp_pp import even_layer_split
 from topology.workload import Workload
 
 FAMILIES = ("all", "tp-pp", "layer-wise")
-FAMILY_WORDS = {"all": "any plan", "tp-pp": "the TP x PP family", "layer-wise": "the layer-wise family"}
 
 
 def family_tp_choices(family: str, model: ModelSpec, cluster: Cluster) -> tuple[int, ...]:
