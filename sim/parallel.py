@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -14,6 +15,11 @@ R = TypeVar("R")
 def _indexed(job: tuple[Callable[[T], R], int, T]) -> tuple[int, R]:
     fn, index, item = job
     return index, fn(item)
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the parent, which ends them (one line, no traceback per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def map_parallel(fn: Callable[[T], R], items: Sequence[T], jobs: int,
@@ -30,7 +36,7 @@ def map_parallel(fn: Callable[[T], R], items: Sequence[T], jobs: int,
                 on_done(index + 1, total)
         return results  # type: ignore[return-value]
     context = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
-    with context.Pool(workers) as pool:
+    with context.Pool(workers, initializer=_ignore_interrupts) as pool:
         for done, (index, result) in enumerate(pool.imap_unordered(_indexed, [(fn, i, x) for i, x in enumerate(items)]),
                                                start=1):
             results[index] = result
