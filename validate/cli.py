@@ -29,6 +29,7 @@ from validate.resimulate import (
     simulate,
 )
 from validate.seed_question import SeedExtrapolation, extrapolate_seed, unmeasured_experiments
+from validate.ship import check_ship_path, shipped_profile
 from validate.summary import VARIANTS, regime_errors, regimes, summarize
 from validate.timeline import load_trace_bars, steady_window
 from validate.traces import find_profiled_trace
@@ -51,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the fold shuffle (default 0)")
     parser.add_argument("--no-extrapolation", action="store_true",
                         help="skip simulating the seed's 16 x H100 experiment")
+    parser.add_argument("--ship-profile", metavar="PATH",
+                        help="also write the fitted profile without its raw measurements to PATH, to ship with "
+                             "the package (topology/data/profiles/<gpu preset>.json, loaded by name)")
 
 
 def _progress(message: str) -> None:
@@ -135,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile) if args.profile else None
     base = without_sim_params(profile)
     gpu_name = profile.gpu_name if profile else measurements[0].gpu_name
+    ship_path = check_ship_path(args.ship_profile, gpu_name) if args.ship_profile else None
     names = _param_names(args.params, measurements, base)
     specs = param_specs(names, measurements, base)
     configs = [m.config_key for m in measurements]  # repeats are held out together
@@ -155,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
         raw=fitted.raw, source="validate-fit", validation=bands,
     )
     fitted_path = write_profile(out / FITTED_PROFILE_NAME, fitted)
+    if ship_path is not None:
+        write_profile(ship_path, shipped_profile(fitted, fitted_path, args.results))
 
     timelines = _timelines(validation, fitted, out)
     seed: SeedExtrapolation | None = None
@@ -192,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"held-out {band.regime}: MAPE {100 * band.mape:.1f}%, worst {100 * band.worst:.1f}% "
               f"({band.runs} runs, {band.configurations} configurations, {band.hosts} leases)")
     print(f"fitted {validation.final_fit.values}")
-    print(f"wrote {markdown}, {page}, {fitted_path}")
+    print(f"wrote {markdown}, {page}, {fitted_path}" + (f", {ship_path}" if ship_path is not None else ""))
     return 0
 
 
@@ -204,6 +211,10 @@ def _command_args(args: argparse.Namespace) -> list[str]:
         words += ["--params", args.params]
     if args.folds:
         words += ["--folds", args.folds]
+    if args.split_seed:
+        words += ["--split-seed", str(args.split_seed)]
     if args.no_extrapolation:
         words.append("--no-extrapolation")
+    if args.ship_profile:
+        words += ["--ship-profile", args.ship_profile]
     return words

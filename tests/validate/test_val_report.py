@@ -38,7 +38,8 @@ def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # the synthetic runs were made with a fitted hbm_efficiency on a profile that measured HBM, which
     # the default choice does not fit (test_val_regimes), so name the parameters to recover
     code = main(["validate", str(SAMPLE / "hardware"), "--profile", str(SAMPLE / "profile.json"),
-                 "--out", str(out), "--params", "hbm_efficiency,launch_overhead_graph_s,launch_overhead_eager_s"])
+                 "--out", str(out), "--params", "hbm_efficiency,launch_overhead_graph_s,launch_overhead_eager_s",
+                 "--ship-profile", str(out / "shipped" / "h100-sxm.json")])
     assert code == 0
     return out
 
@@ -90,6 +91,16 @@ def test_fitted_profile_loads_in_the_simulator(report_dir: Path) -> None:
     assert profile.params.sim_params["hbm_efficiency"] == pytest.approx(truth["hbm_efficiency"], rel=0.1)
     assert profile.params.sim_params["launch_overhead_graph_s"] == pytest.approx(truth["launch_overhead_graph_s"],
                                                                                   rel=0.1)
+
+
+def test_shipped_profile_is_the_fit_without_raw_measurements(report_dir: Path) -> None:
+    fitted = load_profile(report_dir / "fitted-profile.json")
+    shipped = load_profile(report_dir / "shipped" / "h100-sxm.json")
+    assert shipped.raw == {}
+    assert shipped.params == fitted.params and shipped.validation == fitted.validation
+    assert shipped.gpu_name == fitted.gpu_name and shipped.source == "validate-fit"
+    assert shipped.environment["shipped_from"].startswith(f"{report_dir / 'fitted-profile.json'} (layerwise validate")
+    assert "--ship-profile" in (report_dir / "report.md").read_text(encoding="utf-8")  # the command, as run
 
 
 def test_missing_profiled_trace_is_said_not_faked(tmp_path: Path) -> None:
