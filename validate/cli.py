@@ -15,6 +15,7 @@ from topology.errors import LayerwiseError
 from topology.profile import HardwareProfile, load_profile, write_profile
 from validate.crossval import Validation, validate_measurements
 from validate.folds import describe_folds, parse_folds, split_folds
+from validate.leases import LeaseComparison, compare_leases
 from validate.measured import Measurement, load_measurements
 from validate.prediction import with_sim_params, without_sim_params
 from validate.ranking import agreement_by_kind, rank_groups
@@ -52,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the fold shuffle (default 0)")
     parser.add_argument("--no-extrapolation", action="store_true",
                         help="skip simulating the seed's 16 x H100 experiment")
+    parser.add_argument("--compare-leases", nargs="+", metavar="RESULTS", default=[],
+                        help="result files or folders of other machine leases: set beside the fitted runs of the "
+                             "same entries in the report (how far step times move between leases), never fitted "
+                             "or scored as accuracy")
     parser.add_argument("--ship-profile", metavar="PATH",
                         help="also write the fitted profile without its raw measurements to PATH, to ship with "
                              "the package (topology/data/profiles/<gpu preset>.json, loaded by name)")
@@ -111,7 +116,8 @@ def _regime_row(validation: Validation, regime: str) -> dict[str, object]:
     return row
 
 
-def _summary_json(validation: Validation, fitted_path: Path, rankings: tuple[object, ...]) -> dict[str, object]:
+def _summary_json(validation: Validation, fitted_path: Path, rankings: tuple[object, ...],
+                  compared: tuple[LeaseComparison, ...]) -> dict[str, object]:
     return {
         "regimes": {regime: _regime_row(validation, regime) for regime in regimes(validation.outcomes)},
         "rank_agreement": {kind: {"groups": g, "best_agrees": b, "order_agrees": o}
@@ -125,6 +131,13 @@ def _summary_json(validation: Validation, fitted_path: Path, rankings: tuple[obj
              **{f"{v}_step_time_s": getattr(o, v).step_time_s for v in (*VARIANTS, "final")}}
             for o in validation.outcomes
         ],
+        "compared_leases": [  # --compare-leases: never fitted, not in any band
+            {"key": c.other.key, "path": c.other.path, "regime": c.other.regime, "lease": c.other.lease,
+             "fitted_key": c.fitted.measurement.key, "measured_step_time_s": c.other.measured_step_time_s,
+             "fitted_measured_step_time_s": c.fitted.measured_step_time_s,
+             "held_out_step_time_s": c.fitted.held_out.step_time_s}
+            for c in compared
+        ],
     }
 
 
@@ -136,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
     if not measurements:
         raise LayerwiseError("results", "every result is a kernel ablation; nothing to validate")
     _check_one_gpu(measurements)
+    others = [m for m in load_measurements(list(args.compare_leases)) if m.kernel_ablation is None] \
+        if args.compare_leases else []
+    _check_one_gpu([*measurements, *others])
     profile = load_profile(args.profile) if args.profile else None
     base = without_sim_params(profile)
     gpu_name = profile.gpu_name if profile else measurements[0].gpu_name
@@ -175,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
     measured_devices = max(m.plan.num_devices for m in measurements)
     synthetic = any(bool(m.result.environment.get("synthetic")) for m in measurements)
     rankings = rank_groups(validation.outcomes, "held_out")
+    compared, unmatched = compare_leases(validation.outcomes, others)
     data = ReportInput(
         validation=validation,
         bands=bands,
@@ -192,9 +209,11 @@ def run(args: argparse.Namespace) -> int:
         measured_devices=measured_devices,
         synthetic=synthetic,
         excluded=excluded,
+        compared=compared,
+        compared_unmatched=unmatched,
     )
     markdown, page = write_report(out, data)
-    write_json_atomic(out / SUMMARY_NAME, _summary_json(validation, fitted_path, rankings))
+    write_json_atomic(out / SUMMARY_NAME, _summary_json(validation, fitted_path, rankings, compared))
     for band in bands:
         print(f"held-out {band.regime}: MAPE {100 * band.mape:.1f}%, worst {100 * band.worst:.1f}% "
               f"({band.runs} runs, {band.configurations} configurations, {band.hosts} leases)")
@@ -215,6 +234,8 @@ def _command_args(args: argparse.Namespace) -> list[str]:
         words += ["--split-seed", str(args.split_seed)]
     if args.no_extrapolation:
         words.append("--no-extrapolation")
+    if args.compare_leases:
+        words += ["--compare-leases", *args.compare_leases]
     if args.ship_profile:
         words += ["--ship-profile", args.ship_profile]
     return words

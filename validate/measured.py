@@ -81,20 +81,21 @@ class Measurement:
     def gpu_name(self) -> str:
         return self.experiment.cluster.gpu.name
 
-    @property
-    def config_key(self) -> str:
-        """Equal for runs the simulator cannot tell apart (model, cluster, steady workload, plan): repeats.
-
-        Iteration counts are left out (validation compares steady-state steps; a profiled twin
-        that ran fewer iterations is the same configuration); a growing context is keyed by the
-        context at the middle of its measured window, the one re-simulation matches.
-        """
+    def steady_workload(self) -> dict[str, Any]:
+        """The workload without its iteration counts (validation compares steady-state steps; a
+        profiled twin that ran fewer iterations ran the same thing); a growing context is given
+        as the context at the middle of its measured window, the one re-simulation matches."""
         workload = self.experiment.workload.to_dict()
         warmup, measured = workload.pop("warmup_iters"), workload.pop("measured_iters")
         if workload.get("context_growth") == "grow":
             workload["context_len"] += warmup + measured // 2
+        return workload
+
+    @property
+    def config_key(self) -> str:
+        """Equal for runs the simulator cannot tell apart (model, cluster, steady workload, plan): repeats."""
         return json.dumps({"model": self.experiment.model.to_dict(), "cluster": self.experiment.cluster.to_dict(),
-                           "workload": workload, "plan": self.plan.to_dict()}, sort_keys=True)
+                           "workload": self.steady_workload(), "plan": self.plan.to_dict()}, sort_keys=True)
 
     @property
     def group_key(self) -> str:

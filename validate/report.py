@@ -9,11 +9,13 @@ from topology.accuracy import RegimeError
 from topology.atomic_io import write_bytes_atomic, write_text_atomic
 from validate.crossval import Validation
 from validate.document import FIGURES_DIR, Block, Bullets, Heading, Paragraph, Table, figures, to_html, to_markdown
+from validate.leases import LeaseComparison
 from validate.measured import Measurement
 from validate.ranking import GroupRanking
 from validate.regimes import MIN_CONFIGS_PER_PARAM, regime_of_param, runs_of
-from validate.report_accuracy import errors_section, leases_section, pct, summary_section
+from validate.report_accuracy import errors_section, pct, summary_section
 from validate.report_breakdown import Timelines, breakdown_section, timelines_section
+from validate.report_leases import leases_section
 from validate.report_ranking import ranking_section
 from validate.report_seed import seed_section
 from validate.seed_question import SeedExtrapolation
@@ -48,6 +50,8 @@ class ReportInput:
     measured_devices: int
     synthetic: bool
     excluded: tuple[str, ...] = ()  # results kept out of fitting and error, with the reason
+    compared: tuple[LeaseComparison, ...] = ()  # other leases' runs beside the fitted ones (never fitted)
+    compared_unmatched: tuple[str, ...] = ()  # other leases' runs with no fitted run of the same entry
 
 
 def _param_note(name: str, measurements: list[Measurement], unconstrained: tuple[str, ...]) -> str:
@@ -109,7 +113,7 @@ def build_blocks(data: ReportInput) -> list[Block]:
     blocks += summary_section(outcomes, data.bands, data.rankings_held_out)
     blocks += _method(data)
     blocks += errors_section(outcomes)
-    blocks += leases_section(outcomes)
+    blocks += leases_section(outcomes, data.compared, data.compared_unmatched)
     blocks += breakdown_section(outcomes)
     blocks += timelines_section(data.timelines)
     blocks += ranking_section(data.rankings_held_out, data.rankings_uncalibrated)
