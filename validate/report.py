@@ -9,6 +9,7 @@ from topology.accuracy import RegimeError
 from topology.atomic_io import write_bytes_atomic, write_text_atomic
 from validate.crossval import Validation
 from validate.document import FIGURES_DIR, Block, Bullets, Heading, Paragraph, Table, figures, to_html, to_markdown
+from validate.fit import ParamSpec
 from validate.leases import LeaseComparison
 from validate.measured import Measurement
 from validate.ranking import GroupRanking
@@ -54,7 +55,8 @@ class ReportInput:
     compared_unmatched: tuple[str, ...] = ()  # other leases' runs with no fitted run of the same entry
 
 
-def _param_note(name: str, measurements: list[Measurement], unconstrained: tuple[str, ...]) -> str:
+def _param_note(spec: ParamSpec, value: float, measurements: list[Measurement], unconstrained: tuple[str, ...]) -> str:
+    name = spec.name
     regime = regime_of_param(name)
     runs = runs_of(measurements, regime)
     configs = len({m.config_key for m in runs})
@@ -63,6 +65,9 @@ def _param_note(name: str, measurements: list[Measurement], unconstrained: tuple
         text = f"no {regime} run: kept at start"
     elif name in unconstrained:
         text += "; not constrained by them (kept at start)"
+    elif (bound := spec.bound_reached(value)) is not None:
+        text += (f"; **at its {bound} bound**: the fit would go further, so this value stands in for something "
+                 "the model lacks (read it as a correction, not as a measured property)")
     return text
 
 
@@ -72,7 +77,7 @@ def _method(data: ReportInput) -> list[Block]:
     fitted = ", ".join(f"`{s.name}`" for s in v.specs) or "(none)"
     bounds = tuple((s.name, f"{s.start:.4g}", f"{s.lower:.4g}", f"{s.upper:.4g}",
                     f"{v.final_fit.values.get(s.name, s.start):.4g}",
-                    _param_note(s.name, measurements, v.final_fit.unconstrained))
+                    _param_note(s, v.final_fit.values.get(s.name, s.start), measurements, v.final_fit.unconstrained))
                    for s in v.specs)
     fold_rows = tuple(
         (str(f.index + 1), str(len(f.train)), ", ".join(v.outcomes[i].measurement.key for i in f.held_out),

@@ -86,3 +86,14 @@ def test_long_kernel_names_get_short_classes() -> None:
     assert kernel_class(gemm) == "gemm"
     assert kernel_class(add) == "elementwise"
     assert kernel_class("cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_3_64x64x128") == "attention"
+
+
+def test_a_fit_on_its_bound_is_named() -> None:
+    from validate.fit import param_spec
+
+    scale = param_spec("prefill_elementwise_time_scale", 1.0)  # within 10x of its start: [0.1, 10]
+    assert (scale.lower, scale.upper) == (pytest.approx(0.1), pytest.approx(10.0))
+    assert scale.bound_reached(0.1) == "lower" and scale.bound_reached(10.0) == "upper"
+    assert scale.bound_reached(0.11) is None and scale.bound_reached(1.24) is None
+    efficiency = param_spec("hbm_efficiency", 0.9)  # an efficiency: [0.05, 1]
+    assert efficiency.bound_reached(1.0) == "upper" and efficiency.bound_reached(0.95) is None
