@@ -15,6 +15,7 @@ from topology.errors import LayerwiseError
 from topology.profile import HardwareProfile, load_profile, write_profile
 from validate.crossval import Validation, validate_measurements
 from validate.folds import describe_folds, parse_folds, split_folds
+from validate.kernel_kinds import kind_times
 from validate.leases import LeaseComparison, compare_leases
 from validate.measured import Measurement, load_measurements
 from validate.prediction import with_sim_params, without_sim_params
@@ -96,14 +97,17 @@ def _timelines(validation: Validation, fitted: HardwareProfile, out: Path) -> Ti
     predicted = simulate(chosen.experiment, chosen.result.plan_name, chosen.plan, fitted, str(trace_path))
     if not trace_path.is_file():
         return None
-    simulated = steady_window(load_trace_bars(trace_path), TIMELINE_STEPS * predicted.step_time_s)
+    simulated_bars = load_trace_bars(trace_path)
+    simulated = steady_window(simulated_bars, TIMELINE_STEPS * predicted.step_time_s)
     profiled_path = find_profiled_trace(chosen)
     if profiled_path is None:
         return Timelines(chosen.key, simulated, None,
                          "none committed beside this result (the executor's torch.profiler trace is missing).")
-    profiled = steady_window(load_trace_bars(profiled_path, gpu_only=True),
-                             TIMELINE_STEPS * chosen.measured_step_time_s)
-    return Timelines(chosen.key, simulated, profiled, f"`{profiled_path}`.")
+    profiled_bars = load_trace_bars(profiled_path, gpu_only=True)
+    profiled = steady_window(profiled_bars, TIMELINE_STEPS * chosen.measured_step_time_s)
+    kinds = kind_times(chosen.experiment.model, simulated_bars, predicted.step_time_s, profiled_bars,
+                       chosen.measured_step_time_s)
+    return Timelines(chosen.key, simulated, profiled, f"`{profiled_path}`.", kinds)
 
 
 def _regime_row(validation: Validation, regime: str) -> dict[str, object]:
