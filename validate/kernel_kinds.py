@@ -3,10 +3,10 @@ spends it, not only get the total right?
 
 A fit of per-kind time scales can match every step time with the time in the wrong kind (more
 GEMM time standing in for missing elementwise time): only a profiled trace tells them apart.
-Simulated kernels are classified by their operator's kind (``topology.layer_graph.layer_ops``);
-profiled kernels by name (:func:`profiled_kind`). Each is given as its share of the kernel time
-in its trace times its step time (the simulated step, the measured step), so traces of any
-number of iterations compare.
+Simulated kernels are classified by their operator's kind (``topology.layer_graph.layer_ops``),
+profiled kernels by name (:func:`classify_kernel`, the classes the timeline figure colours).
+Each is given as its share of the kernel time in its trace times its step time (the simulated
+step, the measured step), so traces of any number of iterations compare.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from validate.timeline import Bar
 
 GEMM, ATTENTION, ELEMENTWISE = "gemm", "attention", "elementwise and copies"
 KINDS = (GEMM, ATTENTION, ELEMENTWISE)
-# Substrings of kernel names, lower case: cuBLAS / cuBLASLt (nvjet, sm90_xmma, cutlass) GEMMs, and
-# the attention kernels scaled_dot_product_attention dispatches to (cuDNN sdpa, flash, fmha /
-# memory-efficient). Anything else (norms, activations, adds, KV-cache copies, memcpy, memset) is
-# elementwise.
-GEMM_MARKERS = ("nvjet", "gemm", "cutlass", "xmma", "cublas")
-ATTENTION_MARKERS = ("sdpa", "flash", "fmha", "attention")
+KERNEL_CLASSES = (  # (class, substrings of a CUDA kernel's lower-cased name), first match wins
+    ("attention", ("flash", "fmha", "attention", "sdpa", "cudnn")),  # what scaled_dot_product_attention runs
+    ("gemm", ("gemm", "xmma", "cutlass", "nvjet", "matmul", "sm90")),  # cuBLAS / cuBLASLt
+    ("norm / reduce", ("reduce", "norm", "rsqrt")),
+    ("copy", ("memcpy", "memset", "copy", "cat")),
+    ("elementwise", ("elementwise", "vectorized", "pointwise", "unrolled")),
+)
 SIMULATED_KINDS = {"gemm": GEMM, "attention": ATTENTION}  # norms, activations, residuals: elementwise
 
 
@@ -41,13 +42,18 @@ class KindTime:
         return self.profiled_s / self.simulated_s if self.simulated_s > 0 else None
 
 
+def classify_kernel(kernel_name: str) -> str:
+    """The class of a profiled kernel by its name (:data:`KERNEL_CLASSES`), else ``other kernel``."""
+    lowered = kernel_name.lower()
+    for label, needles in KERNEL_CLASSES:
+        if any(needle in lowered for needle in needles):
+            return label
+    return "other kernel"
+
+
 def profiled_kind(kernel_name: str) -> str:
-    name = kernel_name.lower()
-    if any(m in name for m in ATTENTION_MARKERS):
-        return ATTENTION
-    if any(m in name for m in GEMM_MARKERS):
-        return GEMM
-    return ELEMENTWISE
+    """GEMM, attention, or (norms, activations, adds, KV-cache copies, memcpy, memset) elementwise."""
+    return SIMULATED_KINDS.get(classify_kernel(kernel_name), ELEMENTWISE)
 
 
 def simulated_kinds(model: ModelSpec) -> dict[str, str]:

@@ -87,7 +87,7 @@ def _method(data: ReportInput) -> list[Block]:
     return [
         Heading(2, "Data and method"),
         Bullets((
-            f"command: `{data.command}`",
+            "command: at the top of this report",
             f"{len(v.outcomes)} measured runs; calibration profile: {data.profile_label}",
             f"each measured run is re-simulated with the identical Plan recorded in its result, for "
             f"{data.warmup_iters} warmup + {data.measured_iters} measured iterations (the hardware ran more; "
@@ -112,7 +112,8 @@ def _method(data: ReportInput) -> list[Block]:
 
 def build_blocks(data: ReportInput) -> list[Block]:
     outcomes = data.validation.outcomes
-    blocks: list[Block] = [Heading(1, TITLE)]
+    blocks: list[Block] = [Heading(1, TITLE), Paragraph(f"Made by `{data.command}` (rerun it to regenerate this "
+                                                        "report, its figures and its JSON).")]
     if data.synthetic:
         blocks.append(Paragraph(SYNTHETIC_WARNING))
     blocks += summary_section(outcomes, data.bands, data.rankings_held_out)

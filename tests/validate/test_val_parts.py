@@ -9,7 +9,7 @@ import pytest
 
 from topology.errors import LayerwiseError
 from validate.crossval import Outcome
-from validate.document import Block, Figure, Heading, Paragraph, Table, to_html, to_markdown
+from validate.document import Block, Figure, Heading, Paragraph, Table, numeric_columns, to_html, to_markdown
 from validate.measured import Measurement
 from validate.prediction import Prediction
 from validate.ranking import rank_groups
@@ -75,6 +75,19 @@ def test_document_renderings() -> None:
     html = to_html(blocks, "T")
     assert "<strong>bold</strong>" in html and "<code>code</code>" in html and "&lt;tag&gt;" in html
     assert 'src="data:image/png;base64,iVBORw==' in html
+
+
+def test_numbers_align_right_and_text_left() -> None:
+    table = Table(("run", "regime", "ms", "err", "ratio", "note"),
+                  (("a/b-1", "decode-graph", "1,234.5", "-4.8%", "1.03x", "fitted on 3 runs"),
+                   ("a/c", "prefill", "0.806", "12.0%", "-", "-"),
+                   ("a/d", "prefill", "1.2e-06", "0.0%", "0.97x", "at its lower bound")))
+    assert numeric_columns(table) == {2, 3, 4}  # a column of "-" only, or of words, is text
+    md = to_markdown([table])
+    assert "| --- | --- | ---: | ---: | ---: | --- |" in md
+    html = to_html([table], "T")
+    assert '<th class="n">ms</th>' in html and "<th>regime</th>" in html
+    assert '<td class="n">-4.8%</td>' in html and "<td>decode-graph</td>" in html
 
 
 def test_long_kernel_names_get_short_classes() -> None:

@@ -104,7 +104,8 @@ def test_shipped_profile_is_the_fit_without_raw_measurements(report_dir: Path) -
     assert shipped.params == fitted.params and shipped.validation == fitted.validation
     assert shipped.gpu_name == fitted.gpu_name and shipped.source == "validate-fit"
     assert shipped.environment["shipped_from"].startswith(f"{report_dir / 'fitted-profile.json'} (layerwise validate")
-    assert "--ship-profile" in (report_dir / "report.md").read_text(encoding="utf-8")  # the command, as run
+    second_line = (report_dir / "report.md").read_text(encoding="utf-8").split("\n\n")[1]
+    assert second_line.startswith("Made by `layerwise validate ") and "--ship-profile" in second_line  # as run
 
 
 def test_other_leases_are_compared_not_fitted(report_dir: Path) -> None:
