@@ -22,7 +22,9 @@ from topology.errors import LayerwiseError
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 WIDTH_PX = 1400
-PAGE_HEIGHT_PX = 16000  # the window the page is laid out in; the screenshot is cut to its content
+PAGE_HEIGHT_PX = 16000  # the window the page is first laid out in; the screenshot is cut to its content
+MAX_PAGE_HEIGHT_PX = 64000  # a page whose content still reaches the window's bottom here is refused
+CUT_MARGIN_PX = 400  # content this close to the window's bottom may go on below it: lay out again, twice as tall
 TILE_HEIGHT_PX = 1600
 TIMEOUT_S = 120
 WHITE_LEVEL = 250  # a row whose darkest pixel is at least this light counts as blank
@@ -78,6 +80,20 @@ def cut_tiles(png: Path, out: Path, tile_height_px: int) -> list[Path]:
     return tiles
 
 
+def window_heights(first_px: int = PAGE_HEIGHT_PX, most_px: int = MAX_PAGE_HEIGHT_PX) -> list[int]:
+    """The window heights tried in turn: each twice the last, up to ``most_px``."""
+    heights = [first_px]
+    while heights[-1] < most_px:
+        heights.append(min(2 * heights[-1], most_px))
+    return heights
+
+
+def may_be_cut(png: Path, window_height_px: int) -> bool:
+    """Whether the content reaches so near the window's bottom that the page may go on below it
+    (a report taller than the window is cut there without a sign)."""
+    return content_height(png) > window_height_px - CUT_MARGIN_PX
+
+
 def render(page: Path, out: Path, tile_height_px: int = TILE_HEIGHT_PX) -> list[Path]:
     if not page.is_file():
         raise LayerwiseError("page", f"no such file: {page}")
@@ -85,13 +101,16 @@ def render(page: Path, out: Path, tile_height_px: int = TILE_HEIGHT_PX) -> list[
     browser = find_browser()
     with tempfile.TemporaryDirectory() as scratch:
         shot = Path(scratch) / "shot.png"
-        done = subprocess.run(browser_command(browser, page, shot, Path(scratch) / "profile", WIDTH_PX,
-                                              PAGE_HEIGHT_PX),
-                              capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
-        if not shot.is_file():
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise LayerwiseError("browser", f"{browser} wrote no screenshot (exit {done.returncode}): {last}")
-        return cut_tiles(shot, out, tile_height_px)
+        for height_px in window_heights():
+            shot.unlink(missing_ok=True)
+            done = subprocess.run(browser_command(browser, page, shot, Path(scratch) / "profile", WIDTH_PX, height_px),
+                                  capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+            if not shot.is_file():
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise LayerwiseError("browser", f"{browser} wrote no screenshot (exit {done.returncode}): {last}")
+            if not may_be_cut(shot, height_px):
+                return cut_tiles(shot, out, tile_height_px)
+        raise LayerwiseError("page", f"{page} is taller than {MAX_PAGE_HEIGHT_PX} px: its screenshot would be cut")
 
 
 def main(argv: list[str] | None = None) -> int:

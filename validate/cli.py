@@ -15,6 +15,8 @@ from topology.errors import LayerwiseError
 from topology.profile import HardwareProfile, load_profile, write_profile
 from validate.crossval import Validation, validate_measurements
 from validate.folds import describe_folds, parse_folds, split_folds
+from validate.kernel_kinds import kind_times
+from validate.leases import LeaseComparison, compare_leases
 from validate.measured import Measurement, load_measurements
 from validate.prediction import with_sim_params, without_sim_params
 from validate.ranking import agreement_by_kind, rank_groups
@@ -29,6 +31,7 @@ from validate.resimulate import (
     simulate,
 )
 from validate.seed_question import SeedExtrapolation, extrapolate_seed, unmeasured_experiments
+from validate.ship import check_ship_path, shipped_profile
 from validate.summary import VARIANTS, regime_errors, regimes, summarize
 from validate.timeline import load_trace_bars, steady_window
 from validate.traces import find_profiled_trace
@@ -51,6 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the fold shuffle (default 0)")
     parser.add_argument("--no-extrapolation", action="store_true",
                         help="skip simulating the seed's 16 x H100 experiment")
+    parser.add_argument("--compare-leases", nargs="+", metavar="RESULTS", default=[],
+                        help="result files or folders of other machine leases: set beside the fitted runs of the "
+                             "same entries in the report (how far step times move between leases), never fitted "
+                             "or scored as accuracy")
+    parser.add_argument("--ship-profile", metavar="PATH",
+                        help="also write the fitted profile without its raw measurements to PATH, to ship with "
+                             "the package (topology/data/profiles/<gpu preset>.json, loaded by name)")
 
 
 def _progress(message: str) -> None:
@@ -87,14 +97,17 @@ def _timelines(validation: Validation, fitted: HardwareProfile, out: Path) -> Ti
     predicted = simulate(chosen.experiment, chosen.result.plan_name, chosen.plan, fitted, str(trace_path))
     if not trace_path.is_file():
         return None
-    simulated = steady_window(load_trace_bars(trace_path), TIMELINE_STEPS * predicted.step_time_s)
+    simulated_bars = load_trace_bars(trace_path)
+    simulated = steady_window(simulated_bars, TIMELINE_STEPS * predicted.step_time_s)
     profiled_path = find_profiled_trace(chosen)
     if profiled_path is None:
         return Timelines(chosen.key, simulated, None,
                          "none committed beside this result (the executor's torch.profiler trace is missing).")
-    profiled = steady_window(load_trace_bars(profiled_path, gpu_only=True),
-                             TIMELINE_STEPS * chosen.measured_step_time_s)
-    return Timelines(chosen.key, simulated, profiled, f"`{profiled_path}`.")
+    profiled_bars = load_trace_bars(profiled_path, gpu_only=True)
+    profiled = steady_window(profiled_bars, TIMELINE_STEPS * chosen.measured_step_time_s)
+    kinds = kind_times(chosen.experiment.model, simulated_bars, predicted.step_time_s, profiled_bars,
+                       chosen.measured_step_time_s)
+    return Timelines(chosen.key, simulated, profiled, f"`{profiled_path}`.", kinds)
 
 
 def _regime_row(validation: Validation, regime: str) -> dict[str, object]:
@@ -107,7 +120,8 @@ def _regime_row(validation: Validation, regime: str) -> dict[str, object]:
     return row
 
 
-def _summary_json(validation: Validation, fitted_path: Path, rankings: tuple[object, ...]) -> dict[str, object]:
+def _summary_json(validation: Validation, fitted_path: Path, rankings: tuple[object, ...],
+                  compared: tuple[LeaseComparison, ...]) -> dict[str, object]:
     return {
         "regimes": {regime: _regime_row(validation, regime) for regime in regimes(validation.outcomes)},
         "rank_agreement": {kind: {"groups": g, "best_agrees": b, "order_agrees": o}
@@ -121,6 +135,13 @@ def _summary_json(validation: Validation, fitted_path: Path, rankings: tuple[obj
              **{f"{v}_step_time_s": getattr(o, v).step_time_s for v in (*VARIANTS, "final")}}
             for o in validation.outcomes
         ],
+        "compared_leases": [  # --compare-leases: never fitted, not in any band
+            {"key": c.other.key, "path": c.other.path, "regime": c.other.regime, "lease": c.other.lease,
+             "fitted_key": c.fitted.measurement.key, "measured_step_time_s": c.other.measured_step_time_s,
+             "fitted_measured_step_time_s": c.fitted.measured_step_time_s,
+             "held_out_step_time_s": c.fitted.held_out.step_time_s}
+            for c in compared
+        ],
     }
 
 
@@ -132,9 +153,13 @@ def run(args: argparse.Namespace) -> int:
     if not measurements:
         raise LayerwiseError("results", "every result is a kernel ablation; nothing to validate")
     _check_one_gpu(measurements)
+    others = [m for m in load_measurements(list(args.compare_leases)) if m.kernel_ablation is None] \
+        if args.compare_leases else []
+    _check_one_gpu([*measurements, *others])
     profile = load_profile(args.profile) if args.profile else None
     base = without_sim_params(profile)
     gpu_name = profile.gpu_name if profile else measurements[0].gpu_name
+    ship_path = check_ship_path(args.ship_profile, gpu_name) if args.ship_profile else None
     names = _param_names(args.params, measurements, base)
     specs = param_specs(names, measurements, base)
     configs = [m.config_key for m in measurements]  # repeats are held out together
@@ -155,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
         raw=fitted.raw, source="validate-fit", validation=bands,
     )
     fitted_path = write_profile(out / FITTED_PROFILE_NAME, fitted)
+    if ship_path is not None:
+        write_profile(ship_path, shipped_profile(fitted, fitted_path, args.results))
 
     timelines = _timelines(validation, fitted, out)
     seed: SeedExtrapolation | None = None
@@ -168,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
     measured_devices = max(m.plan.num_devices for m in measurements)
     synthetic = any(bool(m.result.environment.get("synthetic")) for m in measurements)
     rankings = rank_groups(validation.outcomes, "held_out")
+    compared, unmatched = compare_leases(validation.outcomes, others)
     data = ReportInput(
         validation=validation,
         bands=bands,
@@ -185,14 +213,16 @@ def run(args: argparse.Namespace) -> int:
         measured_devices=measured_devices,
         synthetic=synthetic,
         excluded=excluded,
+        compared=compared,
+        compared_unmatched=unmatched,
     )
     markdown, page = write_report(out, data)
-    write_json_atomic(out / SUMMARY_NAME, _summary_json(validation, fitted_path, rankings))
+    write_json_atomic(out / SUMMARY_NAME, _summary_json(validation, fitted_path, rankings, compared))
     for band in bands:
         print(f"held-out {band.regime}: MAPE {100 * band.mape:.1f}%, worst {100 * band.worst:.1f}% "
               f"({band.runs} runs, {band.configurations} configurations, {band.hosts} leases)")
     print(f"fitted {validation.final_fit.values}")
-    print(f"wrote {markdown}, {page}, {fitted_path}")
+    print(f"wrote {markdown}, {page}, {fitted_path}" + (f", {ship_path}" if ship_path is not None else ""))
     return 0
 
 
@@ -204,6 +234,12 @@ def _command_args(args: argparse.Namespace) -> list[str]:
         words += ["--params", args.params]
     if args.folds:
         words += ["--folds", args.folds]
+    if args.split_seed:
+        words += ["--split-seed", str(args.split_seed)]
     if args.no_extrapolation:
         words.append("--no-extrapolation")
+    if args.compare_leases:
+        words += ["--compare-leases", *args.compare_leases]
+    if args.ship_profile:
+        words += ["--ship-profile", args.ship_profile]
     return words

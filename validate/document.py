@@ -44,10 +44,21 @@ FIGURES_DIR = "figures"
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
     "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
-    "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}"
-    "td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+    "th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f0f0f0}"
+    ".n{text-align:right}img{max-width:100%}"
     "code{background:#f4f4f4;padding:0 3px}figure{margin:1em 0}figcaption{font-size:0.9em;color:#444}"
 )
+
+
+# A number as the report prints it: 1,234  -0.5  1.2e-06  12.5%  1.03x  4.584 ms (a "-" cell means none)
+_NUMBER = re.compile(r"^[-+±]?\d[\d,]*(\.\d+)?(e[-+]?\d+)?\s?(%|x|ms|us|s)?$")
+
+
+def numeric_columns(table: Table) -> set[int]:
+    """Columns whose every cell (other than "-") is a number: right-aligned, text columns left."""
+    return {i for i in range(len(table.header))
+            if any(row[i] != "-" for row in table.rows)
+            and all(row[i] == "-" or _NUMBER.match(row[i]) for row in table.rows)}
 
 
 def _md_cell(text: str) -> str:
@@ -64,8 +75,9 @@ def to_markdown(blocks: list[Block]) -> str:
         elif isinstance(block, Bullets):
             out.append("\n".join(f"- {item}" for item in block.items))
         elif isinstance(block, Table):
+            numeric = numeric_columns(block)
             lines = ["| " + " | ".join(_md_cell(h) for h in block.header) + " |",
-                     "|" + "|".join(" --- " for _ in block.header) + "|"]
+                     "|" + "|".join(" ---: " if i in numeric else " --- " for i in range(len(block.header))) + "|"]
             lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
             out.append("\n".join(lines))
         else:
@@ -89,9 +101,14 @@ def to_html(blocks: list[Block], title: str) -> str:
         elif isinstance(block, Bullets):
             body.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in block.items) + "</ul>")
         elif isinstance(block, Table):
-            head = "".join(f"<th>{_inline_html(h)}</th>" for h in block.header)
+            numeric = numeric_columns(block)
+            attr = ['class="n"' if i in numeric else "" for i in range(len(block.header))]
+            head = "".join(f"<th {a}>{_inline_html(h)}</th>".replace("<th >", "<th>")
+                           for a, h in zip(attr, block.header, strict=True))
             rows = "".join(
-                "<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>" for row in block.rows
+                "<tr>" + "".join(f"<td {a}>{_inline_html(c)}</td>".replace("<td >", "<td>")
+                                 for a, c in zip(attr, row, strict=True)) + "</tr>"
+                for row in block.rows
             )
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         else:

@@ -42,6 +42,15 @@ class ParamSpec:
         if self.start <= 0:
             raise LayerwiseError(f"--params {self.name}", f"start must be > 0 to fit it, got {self.start:g}")
 
+    def bound_reached(self, value: float) -> str | None:
+        """``"lower"`` or ``"upper"`` when ``value`` sits on that bound (within 0.1%): the fit wanted to
+        go further, so the parameter stands in for something the model lacks."""
+        if value <= self.lower * 1.001:
+            return "lower"
+        if value >= self.upper * 0.999:
+            return "upper"
+        return None
+
 
 def param_spec(name: str, start: float) -> ParamSpec:
     """Bounds for a parameter by what it is: an efficiency in (0, 1], anything else within 10x."""

@@ -50,9 +50,9 @@ class Measurement:
 
     @property
     def cuda_graphs(self) -> bool:
-        """Whether the run replayed CUDA graphs (as the executor recorded it; else as asked)."""
-        ran = self.result.metrics.extra.get("cuda_graphs")
-        return bool(ran) if isinstance(ran, bool) else self.experiment.workload.cuda_graphs
+        """Whether the run replayed CUDA graphs (as the executor recorded it, else as asked:
+        :func:`experiment_from_record`)."""
+        return self.experiment.workload.cuda_graphs
 
     @property
     def regime(self) -> str:
@@ -81,20 +81,21 @@ class Measurement:
     def gpu_name(self) -> str:
         return self.experiment.cluster.gpu.name
 
-    @property
-    def config_key(self) -> str:
-        """Equal for runs the simulator cannot tell apart (model, cluster, steady workload, plan): repeats.
-
-        Iteration counts are left out (validation compares steady-state steps; a profiled twin
-        that ran fewer iterations is the same configuration); a growing context is keyed by the
-        context at the middle of its measured window, the one re-simulation matches.
-        """
+    def steady_workload(self) -> dict[str, Any]:
+        """The workload without its iteration counts (validation compares steady-state steps; a
+        profiled twin that ran fewer iterations ran the same thing); a growing context is given
+        as the context at the middle of its measured window, the one re-simulation matches."""
         workload = self.experiment.workload.to_dict()
         warmup, measured = workload.pop("warmup_iters"), workload.pop("measured_iters")
         if workload.get("context_growth") == "grow":
             workload["context_len"] += warmup + measured // 2
+        return workload
+
+    @property
+    def config_key(self) -> str:
+        """Equal for runs the simulator cannot tell apart (model, cluster, steady workload, plan): repeats."""
         return json.dumps({"model": self.experiment.model.to_dict(), "cluster": self.experiment.cluster.to_dict(),
-                           "workload": workload, "plan": self.plan.to_dict()}, sort_keys=True)
+                           "workload": self.steady_workload(), "plan": self.plan.to_dict()}, sort_keys=True)
 
     @property
     def group_key(self) -> str:
@@ -149,14 +150,20 @@ def _cluster_record(raw: dict[str, Any]) -> dict[str, Any] | str:
     return record
 
 
-def experiment_from_record(recorded: dict[str, Any], device_name: str | None = None) -> Experiment:
+def experiment_from_record(recorded: dict[str, Any], device_name: str | None = None,
+                           cuda_graphs_ran: bool | None = None) -> Experiment:
     """Rebuild the experiment a result recorded (its profile path dropped: validation picks profiles).
 
-    ``device_name`` is the GPU the run's environment reports; when it maps to another GPU preset
-    than the recorded cluster's (an experiment file naming h100x1 run on an H200), the cluster is
-    rebuilt with the GPU that actually ran: validation simulates what ran, not what was asked.
+    Validation simulates what ran, not what was asked. ``device_name`` is the GPU the run's
+    environment reports; when it maps to another GPU preset than the recorded cluster's (an
+    experiment file naming h100x1 run on an H200), the cluster is rebuilt with the GPU that
+    actually ran. ``cuda_graphs_ran`` is whether the executor replayed CUDA graphs
+    (``metrics.extra["cuda_graphs"]``); the workload asked for graphs by default, but the
+    executor runs prefill eagerly, so a prefill run is simulated with eager launches.
     """
     raw = copy.deepcopy(recorded)
+    if cuda_graphs_ran is not None and isinstance(raw.get("workload"), dict):
+        raw["workload"]["cuda_graphs"] = cuda_graphs_ran
     if isinstance(raw.get("cluster"), dict):
         raw["cluster"] = _cluster_record(raw["cluster"])
     ran = gpu_preset_for_device(device_name) if device_name else None
@@ -201,7 +208,9 @@ def load_measurements(paths: list[str]) -> list[Measurement]:
         if result.source != "hardware":
             continue
         try:
-            experiment = experiment_from_record(result.experiment, result.environment.get("gpu_name"))
+            ran = result.metrics.extra.get("cuda_graphs")
+            experiment = experiment_from_record(result.experiment, result.environment.get("gpu_name"),
+                                                ran if isinstance(ran, bool) else None)
             plan = plan_from_dict(result.plan)
         except LayerwiseError as exc:
             raise LayerwiseError(f"results {str(path)!r}", str(exc)) from None

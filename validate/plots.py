@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from validate.crossval import Outcome
+from validate.kernel_kinds import classify_kernel
 from validate.timeline import Bar
 
 VARIANT_STYLE = {
@@ -125,24 +126,9 @@ def breakdown_png(outcomes: tuple[Outcome, ...]) -> bytes:
     return _png(fig)
 
 
-KERNEL_CLASSES = (  # (class, substrings of a CUDA kernel's name), first match wins
-    ("attention", ("flash", "fmha", "attention", "sdpa", "cudnn")),
-    ("gemm", ("gemm", "xmma", "cutlass", "nvjet", "matmul", "sm90")),
-    ("norm / reduce", ("reduce", "norm", "rsqrt")),
-    ("copy", ("memcpy", "memset", "copy", "cat")),
-    ("elementwise", ("elementwise", "vectorized", "pointwise", "unrolled")),
-)
-
-
 def kernel_class(name: str) -> str:
     """A short class for a profiled kernel's (long, templated) name; short names stay as they are."""
-    if len(name) <= 28:
-        return name
-    lowered = name.lower()
-    for label, needles in KERNEL_CLASSES:
-        if any(needle in lowered for needle in needles):
-            return label
-    return "other kernel"
+    return name if len(name) <= 28 else classify_kernel(name)
 
 
 def _gantt(ax: plt.Axes, bars: list[Bar], title: str) -> None:

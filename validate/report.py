@@ -9,11 +9,14 @@ from topology.accuracy import RegimeError
 from topology.atomic_io import write_bytes_atomic, write_text_atomic
 from validate.crossval import Validation
 from validate.document import FIGURES_DIR, Block, Bullets, Heading, Paragraph, Table, figures, to_html, to_markdown
+from validate.fit import ParamSpec
+from validate.leases import LeaseComparison
 from validate.measured import Measurement
 from validate.ranking import GroupRanking
 from validate.regimes import MIN_CONFIGS_PER_PARAM, regime_of_param, runs_of
-from validate.report_accuracy import errors_section, leases_section, pct, summary_section
+from validate.report_accuracy import errors_section, pct, summary_section
 from validate.report_breakdown import Timelines, breakdown_section, timelines_section
+from validate.report_leases import leases_section
 from validate.report_ranking import ranking_section
 from validate.report_seed import seed_section
 from validate.seed_question import SeedExtrapolation
@@ -48,9 +51,12 @@ class ReportInput:
     measured_devices: int
     synthetic: bool
     excluded: tuple[str, ...] = ()  # results kept out of fitting and error, with the reason
+    compared: tuple[LeaseComparison, ...] = ()  # other leases' runs beside the fitted ones (never fitted)
+    compared_unmatched: tuple[str, ...] = ()  # other leases' runs with no fitted run of the same entry
 
 
-def _param_note(name: str, measurements: list[Measurement], unconstrained: tuple[str, ...]) -> str:
+def _param_note(spec: ParamSpec, value: float, measurements: list[Measurement], unconstrained: tuple[str, ...]) -> str:
+    name = spec.name
     regime = regime_of_param(name)
     runs = runs_of(measurements, regime)
     configs = len({m.config_key for m in runs})
@@ -59,6 +65,9 @@ def _param_note(name: str, measurements: list[Measurement], unconstrained: tuple
         text = f"no {regime} run: kept at start"
     elif name in unconstrained:
         text += "; not constrained by them (kept at start)"
+    elif (bound := spec.bound_reached(value)) is not None:
+        text += (f"; **at its {bound} bound**: the fit would go further, so this value stands in for something "
+                 "the model lacks (read it as a correction, not as a measured property)")
     return text
 
 
@@ -68,7 +77,7 @@ def _method(data: ReportInput) -> list[Block]:
     fitted = ", ".join(f"`{s.name}`" for s in v.specs) or "(none)"
     bounds = tuple((s.name, f"{s.start:.4g}", f"{s.lower:.4g}", f"{s.upper:.4g}",
                     f"{v.final_fit.values.get(s.name, s.start):.4g}",
-                    _param_note(s.name, measurements, v.final_fit.unconstrained))
+                    _param_note(s, v.final_fit.values.get(s.name, s.start), measurements, v.final_fit.unconstrained))
                    for s in v.specs)
     fold_rows = tuple(
         (str(f.index + 1), str(len(f.train)), ", ".join(v.outcomes[i].measurement.key for i in f.held_out),
@@ -78,7 +87,7 @@ def _method(data: ReportInput) -> list[Block]:
     return [
         Heading(2, "Data and method"),
         Bullets((
-            f"command: `{data.command}`",
+            "command: at the top of this report",
             f"{len(v.outcomes)} measured runs; calibration profile: {data.profile_label}",
             f"each measured run is re-simulated with the identical Plan recorded in its result, for "
             f"{data.warmup_iters} warmup + {data.measured_iters} measured iterations (the hardware ran more; "
@@ -103,13 +112,14 @@ def _method(data: ReportInput) -> list[Block]:
 
 def build_blocks(data: ReportInput) -> list[Block]:
     outcomes = data.validation.outcomes
-    blocks: list[Block] = [Heading(1, TITLE)]
+    blocks: list[Block] = [Heading(1, TITLE), Paragraph(f"Made by `{data.command}` (rerun it to regenerate this "
+                                                        "report, its figures and its JSON).")]
     if data.synthetic:
         blocks.append(Paragraph(SYNTHETIC_WARNING))
     blocks += summary_section(outcomes, data.bands, data.rankings_held_out)
     blocks += _method(data)
     blocks += errors_section(outcomes)
-    blocks += leases_section(outcomes)
+    blocks += leases_section(outcomes, data.compared, data.compared_unmatched)
     blocks += breakdown_section(outcomes)
     blocks += timelines_section(data.timelines)
     blocks += ranking_section(data.rankings_held_out, data.rankings_uncalibrated)

@@ -1,5 +1,4 @@
-"""The report's accuracy sections: error by regime with the goals, per-experiment error, and
-eager runs compared across machine leases."""
+"""The report's accuracy sections: error by regime with the goals, and per-experiment error."""
 
 from __future__ import annotations
 
@@ -16,8 +15,6 @@ from validate.summary import (
     GOAL_PREFILL_MAPE,
     VARIANT_LABELS,
     VARIANTS,
-    ErrorSummary,
-    of_regime,
     regimes,
     summarize,
 )
@@ -129,52 +126,3 @@ def errors_section(outcomes: tuple[Outcome, ...]) -> list[Block]:
         Table(("experiment", "regime", "plan", "measured ms", "held-out ms", "held-out err", "uncalibrated err",
                "datasheet err", "fold"), rows),
     ]
-
-
-def _lease_rows(outcomes: tuple[Outcome, ...]) -> list[tuple[str, ...]]:
-    """Configurations measured on more than one lease: each lease's measurement beside the prediction."""
-    by_config: dict[str, list[Outcome]] = {}
-    for o in outcomes:
-        by_config.setdefault(o.measurement.config_key, []).append(o)
-    rows: list[tuple[str, ...]] = []
-    for runs in sorted(by_config.values(), key=lambda r: r[0].measurement.key):
-        if len({o.measurement.lease for o in runs}) < 2:
-            continue
-        steps = [o.measured_step_time_s for o in runs]
-        rows.append((runs[0].measurement.key.split("/", 1)[-1], runs[0].measurement.regime,
-                     "; ".join(f"{o.measurement.lease}: {ms(o.measured_step_time_s)}" for o in runs),
-                     pct(max(steps) / min(steps) - 1.0), ms(runs[0].held_out.step_time_s)))
-    return rows
-
-
-def _per_lease(outcomes: tuple[Outcome, ...], regime: str) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = []
-    for lease in sorted({o.measurement.lease for o in of_regime(outcomes, regime)}):
-        mine = tuple(o for o in outcomes if o.measurement.lease == lease)
-        s: ErrorSummary | None = summarize(mine, "held_out", regime)
-        if s:
-            rows.append((regime, lease, str(s.count), pct(s.mape), pct(s.max_ape)))
-    return rows
-
-
-def leases_section(outcomes: tuple[Outcome, ...]) -> list[Block]:
-    blocks: list[Block] = [Heading(2, "Runs across machine leases")]
-    leases = sorted({o.measurement.lease for o in outcomes})
-    if len(leases) < 2:
-        return [*blocks, Paragraph(f"Every run came from one lease (`{leases[0]}`), so lease-to-lease variation "
-                                   "is not measured: the eager band holds for this lease only.")]
-    per_lease = [row for regime in regimes(outcomes) for row in _per_lease(outcomes, regime)]
-    blocks += [
-        Paragraph(f"Runs came from {len(leases)} leases ({', '.join(f'`{x}`' for x in leases)}; a lease is the "
-                  "`lease` or `boot_id` a result's environment records, else the folder of its result file). Host "
-                  "launch costs vary between machines; one fitted host parameter cannot match two of them, so "
-                  "the decode-eager band is as good as the leases agree."),
-        Table(("regime", "lease", "runs", "held-out MAPE", "worst"), tuple(per_lease)),
-    ]
-    repeated = _lease_rows(outcomes)
-    if repeated:
-        blocks += [Paragraph("Configurations measured on more than one lease (measured ms per lease, the spread "
-                             "between them, and the held-out prediction):"),
-                   Table(("configuration", "regime", "measured ms by lease", "spread", "held-out ms"),
-                         tuple(repeated))]
-    return blocks

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from validate import plots
 from validate.crossval import Outcome
 from validate.document import Block, Figure, Heading, Paragraph, Table
+from validate.kernel_kinds import KindTime
 from validate.report_accuracy import ms
 from validate.summary import of_regime, regimes
 from validate.timeline import Bar
@@ -19,6 +20,7 @@ class Timelines:
     simulated: list[Bar]
     profiled: list[Bar] | None
     profiled_note: str  # where the profiled trace came from, or why there is none
+    kinds: tuple[KindTime, ...] = ()  # kernel time by kind, simulated (final fit) and profiled
 
 
 def _measured_stages(o: Outcome) -> str:
@@ -75,4 +77,14 @@ def timelines_section(t: Timelines | None) -> list[Block]:
     if t.profiled is None:
         blocks.append(Paragraph("**No profiled trace is available for this experiment**, so only the simulated "
                                 "timeline is shown; nothing is drawn in its place."))
+    if t.kinds:
+        blocks += [
+            Paragraph(f"Kernel time of `{t.key}` by kind, ms per step: the simulator with the final fit against the "
+                      "profiled kernels (each kind's share of its trace's kernel time, times the simulated or the "
+                      "measured step). A step time can be right with the time in the wrong kind: this is the "
+                      "check. The simulator counts KV-cache writes in attention; the profile shows them as copies."),
+            Table(("kind", "simulated ms", "profiled ms", "profiled / simulated"),
+                  tuple((k.kind, ms(k.simulated_s), ms(k.profiled_s), "-" if k.ratio is None else f"{k.ratio:.2f}")
+                        for k in t.kinds)),
+        ]
     return blocks

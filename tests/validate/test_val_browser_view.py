@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from topology.errors import LayerwiseError
-from validate.browser_view import browser_command, content_height, cut_tiles, render
+from validate.browser_view import browser_command, content_height, cut_tiles, may_be_cut, render, window_heights
 
 
 def test_the_browser_runs_headless_with_nothing_fetched(tmp_path: Path) -> None:
@@ -40,3 +40,15 @@ def test_a_blank_page_or_a_missing_file_is_one_line(tmp_path: Path) -> None:
         cut_tiles(blank, tmp_path, 10)
     with pytest.raises(LayerwiseError, match="no such file"):
         render(tmp_path / "missing.html", tmp_path / "out")
+
+
+def test_a_page_reaching_the_window_bottom_is_laid_out_again_taller(tmp_path: Path) -> None:
+    """A report laid out in a 16,000 px window ended 16 px above its bottom: it had been cut there."""
+    assert window_heights(16000, 64000) == [16000, 32000, 64000]
+    assert window_heights(16000, 40000) == [16000, 32000, 40000]
+    shot = tmp_path / "shot.png"
+    image = Image.new("RGB", (40, 1000), "white")
+    image.putpixel((20, 983), (0, 0, 0))  # content down to row 984 of a 1000-row window
+    image.save(shot)
+    assert may_be_cut(shot, 1000)
+    assert not may_be_cut(shot, 2000)

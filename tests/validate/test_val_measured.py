@@ -14,11 +14,11 @@ from validate.measured import experiment_from_record, load_measurements, with_it
 
 
 def _result(experiment_name: str, plan_name: str, source: str = "hardware",
-            overrides: list[str] | None = None) -> RunResult:
+            overrides: list[str] | None = None, extra: dict[str, object] | None = None) -> RunResult:
     experiment = load_experiment(experiment_name, overrides or [])
     plan = build_plan(experiment, plan_name)
     return RunResult(source=source, experiment=experiment.to_dict(), plan_name=plan_name, plan=plan.to_dict(),
-                     metrics=Metrics(1.0, 1e-3, 1e-3, None, 1.0), environment={})
+                     metrics=Metrics(1.0, 1e-3, 1e-3, None, 1.0, extra=dict(extra or {})), environment={})
 
 
 @pytest.mark.parametrize("name", ["small-h100x1", "tiny-cpu", "seed-16xh100"])
@@ -102,3 +102,20 @@ def test_a_twin_that_ran_fewer_iterations_is_the_same_configuration(tmp_path: Pa
     by_key = {m.key: m.config_key for m in load_measurements([str(tmp_path)])}
     assert by_key["a/tp2"] == by_key["a/tp2-traced"]
     assert by_key["a/grow"] == by_key["a/grow-later"] != by_key["a/tp2"]
+
+
+def test_validation_simulates_the_launch_mode_that_ran(tmp_path: Path) -> None:
+    """The workload asked for CUDA graphs, but the executor ran prefill eagerly and recorded
+    ``cuda_graphs: false``: the run is re-simulated with eager launches."""
+    graphs = ["workload.cuda_graphs=true"]
+    prefill = [*graphs, "workload.phase=prefill", "workload.prompt_len=16", "workload.context_len=16"]
+    write_result(tmp_path / "a" / "prefill.json", _result("tiny-cpu", "tp2", overrides=prefill,
+                                                          extra={"cuda_graphs": False}))
+    write_result(tmp_path / "a" / "graph.json", _result("tiny-cpu", "tp2", overrides=graphs,
+                                                        extra={"cuda_graphs": True}))
+    write_result(tmp_path / "a" / "unrecorded.json", _result("tiny-cpu", "tp2", overrides=graphs))
+    by_key = {m.key: m for m in load_measurements([str(tmp_path)])}
+    assert by_key["a/prefill"].experiment.workload.cuda_graphs is False
+    assert by_key["a/prefill"].cuda_graphs is False and by_key["a/prefill"].regime == "prefill"
+    assert by_key["a/graph"].experiment.workload.cuda_graphs is True
+    assert by_key["a/unrecorded"].experiment.workload.cuda_graphs is True  # as asked: nothing recorded

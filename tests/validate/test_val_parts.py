@@ -9,7 +9,7 @@ import pytest
 
 from topology.errors import LayerwiseError
 from validate.crossval import Outcome
-from validate.document import Block, Figure, Heading, Paragraph, Table, to_html, to_markdown
+from validate.document import Block, Figure, Heading, Paragraph, Table, numeric_columns, to_html, to_markdown
 from validate.measured import Measurement
 from validate.prediction import Prediction
 from validate.ranking import rank_groups
@@ -77,6 +77,19 @@ def test_document_renderings() -> None:
     assert 'src="data:image/png;base64,iVBORw==' in html
 
 
+def test_numbers_align_right_and_text_left() -> None:
+    table = Table(("run", "regime", "ms", "err", "ratio", "note"),
+                  (("a/b-1", "decode-graph", "1,234.5", "-4.8%", "1.03x", "fitted on 3 runs"),
+                   ("a/c", "prefill", "0.806", "12.0%", "-", "-"),
+                   ("a/d", "prefill", "1.2e-06", "0.0%", "0.97x", "at its lower bound")))
+    assert numeric_columns(table) == {2, 3, 4}  # a column of "-" only, or of words, is text
+    md = to_markdown([table])
+    assert "| --- | --- | ---: | ---: | ---: | --- |" in md
+    html = to_html([table], "T")
+    assert '<th class="n">ms</th>' in html and "<th>regime</th>" in html
+    assert '<td class="n">-4.8%</td>' in html and "<td>decode-graph</td>" in html
+
+
 def test_long_kernel_names_get_short_classes() -> None:
     from validate.plots import kernel_class
 
@@ -86,3 +99,14 @@ def test_long_kernel_names_get_short_classes() -> None:
     assert kernel_class(gemm) == "gemm"
     assert kernel_class(add) == "elementwise"
     assert kernel_class("cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_3_64x64x128") == "attention"
+
+
+def test_a_fit_on_its_bound_is_named() -> None:
+    from validate.fit import param_spec
+
+    scale = param_spec("prefill_elementwise_time_scale", 1.0)  # within 10x of its start: [0.1, 10]
+    assert (scale.lower, scale.upper) == (pytest.approx(0.1), pytest.approx(10.0))
+    assert scale.bound_reached(0.1) == "lower" and scale.bound_reached(10.0) == "upper"
+    assert scale.bound_reached(0.11) is None and scale.bound_reached(1.24) is None
+    efficiency = param_spec("hbm_efficiency", 0.9)  # an efficiency: [0.05, 1]
+    assert efficiency.bound_reached(1.0) == "upper" and efficiency.bound_reached(0.95) is None

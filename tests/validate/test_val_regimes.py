@@ -31,7 +31,10 @@ def _as_eager(m: Measurement, slowdown: float, folder: str) -> Measurement:
     metrics = dataclasses.replace(m.result.metrics, step_time_s=m.measured_step_time_s * slowdown,
                                   extra={"cuda_graphs": False})
     result = dataclasses.replace(m.result, metrics=metrics)
-    return dataclasses.replace(m, key=m.key + "-eager", path=f"/data/{folder}/{Path(m.path).name}", result=result)
+    workload = dataclasses.replace(m.experiment.workload, cuda_graphs=False)  # as load_measurements rebuilds it
+    experiment = dataclasses.replace(m.experiment, workload=workload)
+    return dataclasses.replace(m, key=m.key + "-eager", path=f"/data/{folder}/{Path(m.path).name}", result=result,
+                               experiment=experiment)
 
 
 def _outcomes(measurements: list[Measurement], predicted_s: list[float]) -> tuple[Outcome, ...]:

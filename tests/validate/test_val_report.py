@@ -35,10 +35,15 @@ SECTIONS = (
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("report")
+    older = tmp_path_factory.mktemp("data") / "older-lease"  # two runs of another lease, compared only
+    older.mkdir()
+    for name in ("small-b64-mb1.json", "small-b64-mb2.json"):
+        shutil.copy(SAMPLE / "hardware" / name, older / name)
     # the synthetic runs were made with a fitted hbm_efficiency on a profile that measured HBM, which
     # the default choice does not fit (test_val_regimes), so name the parameters to recover
     code = main(["validate", str(SAMPLE / "hardware"), "--profile", str(SAMPLE / "profile.json"),
-                 "--out", str(out), "--params", "hbm_efficiency,launch_overhead_graph_s,launch_overhead_eager_s"])
+                 "--out", str(out), "--params", "hbm_efficiency,launch_overhead_graph_s,launch_overhead_eager_s",
+                 "--ship-profile", str(out / "shipped" / "h100-sxm.json"), "--compare-leases", str(older)])
     assert code == 0
     return out
 
@@ -90,6 +95,27 @@ def test_fitted_profile_loads_in_the_simulator(report_dir: Path) -> None:
     assert profile.params.sim_params["hbm_efficiency"] == pytest.approx(truth["hbm_efficiency"], rel=0.1)
     assert profile.params.sim_params["launch_overhead_graph_s"] == pytest.approx(truth["launch_overhead_graph_s"],
                                                                                   rel=0.1)
+
+
+def test_shipped_profile_is_the_fit_without_raw_measurements(report_dir: Path) -> None:
+    fitted = load_profile(report_dir / "fitted-profile.json")
+    shipped = load_profile(report_dir / "shipped" / "h100-sxm.json")
+    assert shipped.raw == {}
+    assert shipped.params == fitted.params and shipped.validation == fitted.validation
+    assert shipped.gpu_name == fitted.gpu_name and shipped.source == "validate-fit"
+    assert shipped.environment["shipped_from"].startswith(f"{report_dir / 'fitted-profile.json'} (layerwise validate")
+    second_line = (report_dir / "report.md").read_text(encoding="utf-8").split("\n\n")[1]
+    assert second_line.startswith("Made by `layerwise validate ") and "--ship-profile" in second_line  # as run
+
+
+def test_other_leases_are_compared_not_fitted(report_dir: Path) -> None:
+    summary = json.loads((report_dir / "validation.json").read_text(encoding="utf-8"))
+    compared = summary["compared_leases"]
+    assert sorted(c["key"] for c in compared) == ["older-lease/small-b64-mb1", "older-lease/small-b64-mb2"]
+    assert all(c["measured_step_time_s"] == c["fitted_measured_step_time_s"] for c in compared)  # the same files
+    assert all(e["lease"] != "older-lease" for e in summary["experiments"])  # not fitted
+    text = (report_dir / "report.md").read_text(encoding="utf-8")
+    assert "### Other leases, compared and not fitted" in text and "--compare-leases" in text
 
 
 def test_missing_profiled_trace_is_said_not_faked(tmp_path: Path) -> None:
