@@ -59,11 +59,16 @@ def test_unknown_section_and_model_are_user_errors(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_collectives_under_torchrun_with_gloo(tmp_path: Path) -> None:
+    """The plumbing of two ranks under torchrun. On a busy CPU a fit can be latency-bound and is then
+    rejected (exit 1, the reason recorded): each collective is either fitted or named as rejected."""
     out = tmp_path / "p.json"
-    assert main(["calibrate", "--device", "cpu", "--quick", "--gpus", "2", "--only", "collectives",
-                 "--out", str(out)]) == 0
+    code = main(["calibrate", "--device", "cpu", "--quick", "--gpus", "2", "--only", "collectives", "--out", str(out)])
     profile = load_profile(out)
-    assert {(c.op, c.group_size) for c in profile.params.collectives} == {("allreduce", 2), ("sendrecv", 2)}
+    fitted = {(c.op, c.group_size) for c in profile.params.collectives}
+    rejected = json.dumps(profile.raw.get("rejected", {}))
+    for op in ("allreduce", "sendrecv"):
+        assert (op, 2) in fitted or f"collectives.{op}/2" in rejected, (op, rejected)
+    assert code == (0 if len(fitted) == 2 else 1)
     assert all(c.latency_s > 0 and c.bw_bytes_per_s > 0 for c in profile.params.collectives)
     samples = profile.raw["collectives"]["samples"]
     assert {s["nbytes"] for s in samples} == {1024, 64 * 1024, 4 * 1024 * 1024}
