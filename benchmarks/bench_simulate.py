@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from topology.results import Metrics
+
 REPO = Path(__file__).resolve().parents[1]
 DEEP_MODEL = {"name": "deep", "hidden_size": 4096, "num_heads": 32, "num_kv_heads": 8, "head_dim": 128,
               "mlp_hidden_size": 14336, "gated_mlp": True, "vocab_size": 1000, "dtype_bytes": 2}
@@ -64,9 +66,14 @@ def _deep_case(layers: int, plan: dict[str, object], batch: int) -> dict[str, ob
     experiment = experiment_from_dict({
         "name": "scale", "model": {**DEEP_MODEL, "num_layers": layers}, "cluster": CLUSTER_10K,
         "workload": {"phase": "decode", "batch_size": batch, "context_len": 4096}, "plans": {"p": plan}})
-    metrics = simulate_plan(experiment, "p").metrics
-    return {"tokens_per_s": metrics.tokens_per_s, **metrics.extra["steady_state"],
-            "events": metrics.extra["simulated_events"]}
+    return _figures(simulate_plan(experiment, "p").metrics)
+
+
+def _figures(metrics: Metrics) -> dict[str, object]:
+    details = metrics.simulation
+    assert details is not None
+    return {"tokens_per_s": metrics.tokens_per_s, "simulated_iterations": details.simulated_iterations,
+            "skipped_iterations": details.skipped_iterations, "events": details.simulated_events}
 
 
 def run_case(name: str) -> dict[str, object]:
@@ -87,13 +94,11 @@ def run_case(name: str) -> dict[str, object]:
     if name == "tp8-pp1250":
         return _deep_case(1_250, {"partitioner": "tp-pp", "tp": 8, "pp": 1_250, "microbatches": 1_250}, 1_250 * 8)
     if name == "llama70b-tp8-pp8":
-        metrics = simulate_plan(load_experiment("llama3-70b-64xh100"), "tp8-pp8").metrics
-        return {"tokens_per_s": metrics.tokens_per_s, **metrics.extra["steady_state"]}
+        return _figures(simulate_plan(load_experiment("llama3-70b-64xh100"), "tp8-pp8").metrics)
     overrides = {"grow-10k": ["workload.context_growth=grow", "workload.context_len=2048", "workload.warmup_iters=0",
                               "workload.measured_iters=10000"],
                  "fixed-1e9": ["workload.measured_iters=1000000000"]}[name]
-    metrics = simulate_plan(load_experiment("seed-16xh100", overrides), "baseline").metrics
-    return {"tokens_per_s": metrics.tokens_per_s, **metrics.extra["steady_state"]}
+    return _figures(simulate_plan(load_experiment("seed-16xh100", overrides), "baseline").metrics)
 
 
 def _in_subprocess(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, object]:

@@ -11,10 +11,11 @@ input: pipeline bubbles and the point-to-point transfer).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from topology.plan import Plan
-from topology.results import Metrics, StageMetrics
+from topology.results import HardwareDetails, Metrics, RankTiming, StageMetrics
 from topology.workload import Workload
 
 
@@ -35,7 +36,8 @@ def rank_record(
     }
 
 
-def build_metrics(plan: Plan, workload: Workload, records: list[dict[str, Any]], extra: dict[str, Any]) -> Metrics:
+def build_metrics(plan: Plan, workload: Workload, records: list[dict[str, Any]], hardware: HardwareDetails) -> Metrics:
+    """The run's metrics from every rank's record; ``hardware``: how it ran (its ranks are added here)."""
     step_time_s = max(r["step_time_s"] for r in records)
     tokens_per_s = workload.tokens_per_iteration / step_time_s
     stages = []
@@ -58,7 +60,8 @@ def build_metrics(plan: Plan, workload: Workload, records: list[dict[str, Any]],
         step_time_s=step_time_s,
         tpot_s=step_time_s if decode else None,
         ttft_s=None if decode else step_time_s,
-        paper_tpot_s=1.0 / tokens_per_s,
+        microbatches=plan.microbatches,
+        plan_label=plan.describe(),
         stages=tuple(stages),
-        extra={**extra, "ranks": sorted(records, key=lambda r: r["rank"])},
+        hardware=replace(hardware, ranks=tuple(RankTiming(**r) for r in sorted(records, key=lambda r: r["rank"]))),
     )

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from executor.attention import AttentionChoice
 from executor.clock import Clock
 from executor.faults import Fault
 from executor.groups import StageGroups
@@ -53,7 +54,7 @@ class RankTimings:
     idle_s: float = 0.0
     allreduce_s: float = 0.0  # one TP all-reduce of this stage's payload (0 at TP 1)
     allreduces_per_iter: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    attention: tuple[AttentionChoice, ...] = ()  # the attention kernels this rank chose at start-up
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from executor.attention import AUTO, DECODE_PATHS, PREFILL_PATHS, AttentionChoice
+from executor.attention import AUTO, DECODE_PATHS, PREFILL_PATHS
 from executor.attention_choice import AttentionRequest, choose_attention, world_max
 from executor.checks import check_device_memory, check_plan_runs
 from executor.environment import collect_environment
@@ -48,7 +48,7 @@ from topology.atomic_io import check_output_file, write_bytes_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, build_plan, load_experiment
 from topology.plan import Plan, load_plan_json
-from topology.results import RunResult, write_result
+from topology.results import HardwareDetails, RunResult, write_result
 
 BACKENDS = ("auto", "nccl", "gloo")
 SDPA_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION",
@@ -263,7 +263,7 @@ def _execute(run: RankRun, trace: str | None, fill: str, request: AttentionReque
     payload = (b, h) if workload.phase == "decode" else (b, workload.prompt_len, h)
     timings.allreduces_per_iter = 2 * len(run.stage_model.layers) * run.microbatches if run.groups.tp else 0
     timings.allreduce_s = time_stage_collectives_s(run, payload, timings.allreduces_per_iter)
-    timings.extra["attention"] = choices
+    timings.attention = tuple(choices)
     return timings
 
 
@@ -283,22 +283,21 @@ def _report(run: RankRun, experiment: Experiment, plan_name: str, plan: Plan, ti
     if layout.rank != 0:
         return
     workload = experiment.workload
-    attention: tuple[AttentionChoice, ...] = timings.extra.get("attention", ())
-    extra = {
-        "backend": backend,
-        "cuda_graphs": run.use_graphs,
-        "dtype": str(run.dtype).replace("torch.", ""),
-        "kv_fill": args.fill if workload.phase == "decode" else "prefill",
-        "kv_capacity_tokens": workload.kv_capacity_tokens,
-        "microbatches": plan.microbatches,
-        "sdpa_backend": args.sdpa_backend,
-        "communication_note": (
+    attention = timings.attention
+    hardware = HardwareDetails(
+        backend=backend,
+        cuda_graphs=run.use_graphs,
+        dtype=str(run.dtype).replace("torch.", ""),
+        kv_fill=args.fill if workload.phase == "decode" else "prefill",
+        kv_capacity_tokens=workload.kv_capacity_tokens,
+        sdpa_backend=args.sdpa_backend,
+        communication_timing="graph-replay" if run.use_graphs else "eager",
+        communication_note=(
             "TP all-reduces timed apart on each stage's group as a burst of one iteration's calls, "
             + ("captured in a CUDA graph and replayed, as the step is" if run.use_graphs else "issued eagerly, as "
                "the step issues them")),
-        "communication_timing": "graph-replay" if run.use_graphs else "eager",
-    }
-    metrics = build_metrics(plan, workload, records, extra)
+    )
+    metrics = build_metrics(plan, workload, records, hardware)
     result = RunResult(
         source="hardware", experiment=experiment.to_dict(), plan_name=plan_name, plan=plan.to_dict(),
         metrics=metrics, environment=collect_environment(run.device, backend, layout.world_size, attention),

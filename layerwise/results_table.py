@@ -32,7 +32,9 @@ HEADERS = ["model", "cluster", "plan", "tokens/s", "paper", "step", "TPOT (real)
 
 def _communication_cell(row: Row) -> str:
     assert row.result is not None
-    ours = f"{row.result.metrics.extra['communication']['events_per_batch']:.0f}"
+    simulation = row.result.metrics.simulation
+    assert simulation is not None
+    ours = f"{simulation.communication.events_per_batch:.0f}"
     return f"{ours} (paper {row.paper_events_per_batch:.0f})" if row.paper_events_per_batch is not None else ours
 
 
@@ -45,24 +47,26 @@ def render_rows(rows: list[Row]) -> str:
                          row.error or "", ""])
             continue
         m = row.result.metrics
-        breakdown = m.extra["step_breakdown_s"]
-        dominant = m.extra["dominant_cost"]
-        share = breakdown[dominant] / m.step_time_s if m.step_time_s else 0.0
+        assert m.simulation is not None
+        breakdown = m.simulation.breakdown
+        dominant = breakdown.dominant
+        share = breakdown.seconds()[dominant] / m.step_time_s if m.step_time_s else 0.0
         body.append([
             row.model, row.cluster, row.label, f"{m.tokens_per_s:,.0f}", claim, format_seconds(m.step_time_s),
             format_seconds(m.tpot_s) if m.tpot_s is not None else f"TTFT {format_seconds(m.ttft_s)}",
-            format_seconds(m.paper_tpot_s),
+            format_seconds(1.0 / m.tokens_per_s),
             _communication_cell(row), _l2_cell(row.result), f"{dominant} {share:.0%}", row.rests_on,
         ])
     return render_table(HEADERS, body)
 
 
 def _l2_cell(result: RunResult) -> str:
-    entries = result.metrics.extra["l2"]
-    fits = {e["fit"] for e in entries}
+    assert result.metrics.simulation is not None
+    entries = result.metrics.simulation.residency
+    fits = {e.fit for e in entries}
     fit = fits.pop() if len(fits) == 1 else "mixed"
-    hit = sum(e["hit_fraction"] for e in entries) / len(entries)
-    largest = max(entries, key=lambda e: e["weights_bytes"])
-    relation = "<=" if largest["weights_bytes"] <= largest["capacity_bytes"] else ">"
-    return (f"{fit} {hit:.0%}: W {format_bytes(largest['weights_bytes'])} {relation} "
-            f"C {format_bytes(largest['capacity_bytes'])}")
+    hit = sum(e.hit_fraction for e in entries) / len(entries)
+    largest = max(entries, key=lambda e: e.weights_bytes)
+    relation = "<=" if largest.weights_bytes <= largest.capacity_bytes else ">"
+    weights, capacity = format_bytes(largest.weights_bytes), format_bytes(largest.capacity_bytes)
+    return f"{fit} {hit:.0%}: W {weights} {relation} C {capacity}"

@@ -131,7 +131,7 @@ def _simulate_all(args: argparse.Namespace, experiment: Experiment, names: list[
             continue
         results.append(result)
         rows.append(Row(experiment.model.name, experiment.cluster.name, name,
-                        f"{name} ({result.metrics.extra['plan']})", result, claims.get(name), None,
+                        f"{name} ({result.metrics.plan_label})", result, claims.get(name), None,
                         events.get(name), _rests_on(experiment, result, profile)))
         if time.perf_counter() - started > 2.0:
             print(f"[simulate] {len(results)}/{len(names)} plans done", file=sys.stderr, flush=True)

@@ -13,17 +13,14 @@ context, so this is exact while no kernel changes regime).
 
 from __future__ import annotations
 
-from typing import Any
-
 from sim.costs import pipeline
 from sim.costs.model import CostModel
 from sim.costs.residency import plan_counts_sram
 from sim.costs.stage import StagePass, stage_pass
-from sim.metrics import BREAKDOWN_KEYS, fit_summary
-from sim.program import boundary_time_s, boundary_transfers
+from sim.program import Transfer, boundary_time_s, boundary_transfers
 from topology.cluster import Cluster
 from topology.plan import Plan
-from topology.results import Metrics, StageMetrics
+from topology.results import Breakdown, Communication, Metrics, SimulationDetails, StageMetrics
 from topology.workload import TokenShape, Workload
 
 
@@ -62,45 +59,44 @@ def analytic_metrics(plan: Plan, workload: Workload, cluster: Cluster, cost: Cos
         comm = mbs * ((p.exposed_allreduce_s + q.exposed_allreduce_s) / 2 + send)
         stages.append(StageMetrics(stage.index, stage.devices, comp, comm, max(0.0, step_s - comp - comm)))
     worst = max(range(k), key=lambda s: (occupancy[s], s))
-    breakdown = _breakdown((passes[worst], later[worst]), sends[worst][0], mbs, step_s)
-    extra: dict[str, Any] = {
-        "estimator": "analytic",
-        "cycle_latency_s": cycle_s,
-        "bubble_free_step_time_s": mbs * bottleneck_s,
-        "step_breakdown_s": breakdown,
-        "breakdown_device_stage": worst,
-        "dominant_cost": max(BREAKDOWN_KEYS, key=lambda key: breakdown[key]),
-        "l2": [p.residency.summary(p.stage) for p in passes],
-        "l2_fit": fit_summary([p.residency.fit for p in passes]),
-        "communication": {
-            "collective_events_per_iteration": float(mbs * sum(p.allreduce_count for p in passes)),
-            "p2p_transfers_per_iteration": float(mbs * (k - 1)),
-            "loopback_transfers_per_iteration": float(mbs if decode and k > 1 else 0),
-            "p2p_messages_per_iteration": float(mbs * sum(len(t) for _, t in sends)),
-            "events_per_batch": float(mbs * (sum(p.allreduce_count for p in passes) + (k - 1)
-                                             + (1 if decode and k > 1 else 0))),
-        },
-        "microbatches": mbs,
-        "plan": plan.describe(),
-    }
-    ttft_s = None
-    if not decode:
-        ttft_s = pipeline.prefill_ttft_s(cycle_s, bottleneck_s, mbs)
+    simulation = SimulationDetails(
+        estimator="twin", breakdown=_breakdown((passes[worst], later[worst]), sends[worst][0], mbs, step_s, worst),
+        communication=_communication(plan, passes, [t for _, t in sends], mbs, decode, workload.iterations),
+        residency=tuple(p.residency.summary(p.stage) for p in passes), sim_params=cost.params.to_dict(),
+        cycle_latency_s=cycle_s, bubble_free_step_time_s=mbs * bottleneck_s)
+    ttft_s = pipeline.prefill_ttft_s(cycle_s, bottleneck_s, mbs) if not decode else None
     return Metrics(tokens_per_s=tokens_per_s, step_time_s=step_s, tpot_s=step_s if decode else None,
-                   ttft_s=ttft_s, paper_tpot_s=1.0 / tokens_per_s, stages=tuple(stages), extra=extra)
+                   ttft_s=ttft_s, microbatches=mbs, plan_label=plan.describe(), stages=tuple(stages),
+                   simulation=simulation)
 
 
-def _breakdown(pair: tuple[StagePass, StagePass], send_s: float, mbs: int, step_s: float) -> dict[str, float]:
+def _communication(plan: Plan, passes: list[StagePass], sends: list[tuple[Transfer, ...]], mbs: int, decode: bool,
+                   iterations: int) -> Communication:
+    """Per iteration, every microbatch through every stage; totals over the run's iterations."""
+    k = plan.num_stages
+    collective_bytes = mbs * sum(p.allreduce_bytes_sent * len(s.devices) for p, s in zip(passes, plan.stages,
+                                                                                          strict=True))
+    p2p_bytes = mbs * sum(t.cost.bytes_sent_per_rank for transfers in sends for t in transfers)
+    total = iterations * (collective_bytes + p2p_bytes)
+    return Communication(
+        collective_events_per_iteration=float(mbs * sum(p.allreduce_count for p in passes)),
+        collective_bytes_sent_per_iteration=collective_bytes,
+        p2p_transfers_per_iteration=float(mbs * (k - 1)),
+        loopback_transfers_per_iteration=float(mbs if decode and k > 1 else 0),
+        p2p_messages_per_iteration=float(mbs * sum(len(t) for t in sends)),
+        bytes_sent_total=total, bytes_received_total=total)
+
+
+def _breakdown(pair: tuple[StagePass, StagePass], send_s: float, mbs: int, step_s: float, stage: int) -> Breakdown:
     def mean(name: str) -> float:
         return mbs * (pair[0].total(name) + pair[1].total(name)) / 2
 
     parts = {
-        "compute": mean("compute_s"),
-        "weights": mean("weights_s"),
-        "kv_cache": mean("kv_s"),
-        "activations": mean("activations_s"),
-        "launch": mean("launch_s"),
-        "communication": mbs * ((pair[0].exposed_allreduce_s + pair[1].exposed_allreduce_s) / 2 + send_s),
+        "compute_s": mean("compute_s"),
+        "weights_s": mean("weights_s"),
+        "kv_cache_s": mean("kv_s"),
+        "activations_s": mean("activations_s"),
+        "launch_s": mean("launch_s"),
+        "communication_s": mbs * ((pair[0].exposed_allreduce_s + pair[1].exposed_allreduce_s) / 2 + send_s),
     }
-    parts["bubble"] = max(0.0, step_s - sum(parts.values()))
-    return parts
+    return Breakdown(stage=stage, bubble_s=max(0.0, step_s - sum(parts.values())), **parts)

@@ -1,8 +1,8 @@
 """The simulator's public API: simulate an experiment's plan, or estimate it in closed form.
 
 ``simulate_plan`` and ``analytic_estimate`` take the same arguments and return a
-``topology.results.RunResult`` with ``source="sim"``; the analytic one marks itself in
-``metrics.extra["estimator"]``.
+``topology.results.RunResult`` with ``source="sim"``; ``metrics.simulation.estimator`` says which
+(``events`` or ``twin``).
 """
 
 from __future__ import annotations
@@ -59,9 +59,7 @@ def simulate_plan(
     plan, profile, cost = resolve_inputs(experiment, plan_name, plan, profile, force_profile)
     record = simulate_events(plan, experiment.workload, experiment.cluster, cost,
                              trace_iterations=TRACE_ITERATIONS if trace_path else 0, progress=progress)
-    metrics = build_metrics(plan, experiment.workload, record)
-    metrics.extra["estimator"] = "event simulation"
-    metrics.extra["sim_params"] = cost.params.to_dict()
+    metrics = build_metrics(plan, experiment.workload, record, cost.params.to_dict())
     if trace_path:
         write_trace(trace_path, record.trace, plan.devices, f"{experiment.name} / {plan_name}: {plan.describe()}")
     return _result(experiment, plan_name, plan, profile, metrics)
@@ -79,7 +77,6 @@ def analytic_estimate(
     del trace_path  # a closed form has no timeline
     plan, profile, cost = resolve_inputs(experiment, plan_name, plan, profile, force_profile)
     metrics = analytic_metrics(plan, experiment.workload, experiment.cluster, cost)
-    metrics.extra["sim_params"] = cost.params.to_dict()
     return _result(experiment, plan_name, plan, profile, metrics)
 
 

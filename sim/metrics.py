@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sim.program import PASS_TOTALS, PassProgram
 from topology.plan import Plan
-from topology.results import Metrics, StageMetrics
+from topology.results import (
+    Breakdown,
+    Communication,
+    DeviceUse,
+    Metrics,
+    SimulationDetails,
+    StageMetrics,
+    StageResidency,
+)
 from topology.workload import Workload
 
 if TYPE_CHECKING:
     from sim.engine import EngineRecord
 
-BREAKDOWN_KEYS = ("compute", "weights", "kv_cache", "activations", "launch", "communication", "bubble")
 
 
 @dataclass
@@ -115,14 +122,12 @@ def kernel_s(tally: StageTally) -> float:
     return sum(_total(tally, n) for n in ("compute_s", "weights_s", "kv_s", "activations_s", "launch_s"))
 
 
-def build_metrics(plan: Plan, workload: Workload, record: EngineRecord) -> Metrics:
-    passes, log = record.passes, record.recorder
-    measured = workload.measured_iters
-    warmup = workload.warmup_iters
+def build_metrics(plan: Plan, workload: Workload, record: EngineRecord, sim_params: dict[str, float]) -> Metrics:
+    """The event simulation's metrics from its record (``sim_params``: the parameters it ran with)."""
+    log, measured, warmup = record.recorder, workload.measured_iters, workload.warmup_iters
     start_s = max(log.window_start_s) if warmup > 0 else 0.0
     window_s = max(log.window_end_s) - start_s
     step_s = window_s / measured
-    tokens_per_s = workload.tokens_per_iteration / step_s
     tpot_s: float | None = None
     ttft_s: float | None = None
     if workload.phase == "decode":
@@ -131,88 +136,69 @@ def build_metrics(plan: Plan, workload: Workload, record: EngineRecord) -> Metri
         tpot_s = sum(spans) / measured / len(spans)
     else:
         ttft_s = log.ttft_sum_s / log.ttft_count
+    stages, devices, residency, busiest = _per_stage(plan, record, measured, step_s)
+    simulation = SimulationDetails(
+        estimator="events", breakdown=_breakdown(log.tallies[busiest], busiest, measured, step_s),
+        communication=_communication(plan, record, measured), residency=tuple(residency), devices=tuple(devices),
+        sim_params=sim_params, simulated_iterations=workload.iterations - record.skipped_iterations,
+        skipped_iterations=record.skipped_iterations, simulated_events=log.events, simulated_time_s=record.end_s,
+        measured_window_s=window_s)
+    return Metrics(tokens_per_s=workload.tokens_per_iteration / step_s, step_time_s=step_s, tpot_s=tpot_s,
+                   ttft_s=ttft_s, microbatches=plan.microbatches, plan_label=plan.describe(), stages=tuple(stages),
+                   simulation=simulation)
+
+
+def _per_stage(plan: Plan, record: EngineRecord, measured: int,
+               step_s: float) -> tuple[list[StageMetrics], list[DeviceUse], list[StageResidency], int]:
+    """Per stage: its time per iteration, its devices' use, its L2 residency; and the busiest stage."""
     stages: list[StageMetrics] = []
-    devices: dict[str, dict[str, Any]] = {}
-    l2: list[dict[str, Any]] = []
+    devices: list[DeviceUse] = []
+    residency: list[StageResidency] = []
     busiest = (0.0, 0)
-    for stage, tally in zip(plan.stages, log.tallies, strict=True):
+    for stage, tally in zip(plan.stages, record.recorder.tallies, strict=True):
         comp = kernel_s(tally) / measured
         comm = (tally.allreduce_s + tally.send_s) / measured
         idle = max(0.0, step_s - comp - comm)
         stages.append(StageMetrics(stage.index, stage.devices, comp, comm, idle))
         busiest = max(busiest, (comp + comm, stage.index))
-        res = passes.get(stage.index, warmup).stage_pass.residency
-        l2.append(res.summary(stage.index))
+        res = record.passes.get(stage.index, plan_iteration(record)).stage_pass.residency
+        residency.append(res.summary(stage.index))
         hbm, l2_bytes = _total(tally, "hbm_bytes") / measured, _total(tally, "l2_bytes") / measured
         weight_reads = res.weights_bytes * tally.passes / measured
-        for device in stage.devices:
-            devices[device] = {
-                "stage": stage.index,
-                "busy_fraction": (comp + comm) / step_s,
-                "compute_fraction": comp / step_s,
-                "communication_fraction": comm / step_s,
-                "idle_fraction": idle / step_s,
-                "bubble_fraction": idle / step_s,  # no host stalls are modelled: every idle second waits for input
-                "hbm_bytes_per_iteration": hbm,
-                "l2_bytes_per_iteration": l2_bytes,
-                "l2_hit_fraction": l2_bytes / weight_reads if weight_reads else 0.0,
-            }
-    bottleneck = log.tallies[busiest[1]]
-    breakdown = {
-        "compute": _total(bottleneck, "compute_s") / measured,
-        "weights": _total(bottleneck, "weights_s") / measured,
-        "kv_cache": _total(bottleneck, "kv_s") / measured,
-        "activations": _total(bottleneck, "activations_s") / measured,
-        "launch": _total(bottleneck, "launch_s") / measured,
-        "communication": (bottleneck.allreduce_s + bottleneck.send_s) / measured,
+        devices += [DeviceUse(device, stage.index, (comp + comm) / step_s, comp / step_s, comm / step_s,
+                              idle / step_s, hbm, l2_bytes, l2_bytes / weight_reads if weight_reads else 0.0)
+                    for device in stage.devices]
+    return stages, devices, residency, busiest[1]
+
+
+def plan_iteration(record: EngineRecord) -> int:
+    """An iteration whose passes stand for the measured ones (the residency is reported from it)."""
+    return record.recorder.warmup
+
+
+def _breakdown(tally: StageTally, stage: int, measured: int, step_s: float) -> Breakdown:
+    parts = {
+        "compute_s": _total(tally, "compute_s") / measured,
+        "weights_s": _total(tally, "weights_s") / measured,
+        "kv_cache_s": _total(tally, "kv_s") / measured,
+        "activations_s": _total(tally, "activations_s") / measured,
+        "launch_s": _total(tally, "launch_s") / measured,
+        "communication_s": (tally.allreduce_s + tally.send_s) / measured,
     }
-    breakdown["bubble"] = max(0.0, step_s - sum(breakdown.values()))
-    extra: dict[str, Any] = {
-        "step_breakdown_s": breakdown,
-        "breakdown_device_stage": busiest[1],
-        "dominant_cost": max(BREAKDOWN_KEYS, key=lambda key: breakdown[key]),
-        "devices": devices,
-        "l2": l2,
-        "l2_fit": fit_summary([entry["fit"] for entry in l2]),
-        "communication": _communication(plan, record, measured),
-        "hbm_fit": [{"stage": s.index, "total_bytes": s.footprint.total_bytes,
-                     "capacity_bytes": plan.device_hbm_capacity_bytes,
-                     "fits": s.footprint.total_bytes <= plan.device_hbm_capacity_bytes} for s in plan.stages],
-        "measured_window_s": window_s,
-        "simulated_time_s": record.end_s,
-        "simulated_events": log.events,
-        "steady_state": {"skipped_iterations": record.skipped_iterations,
-                         "simulated_iterations": workload.iterations - record.skipped_iterations},
-        "microbatches": plan.microbatches,
-        "plan": plan.describe(),
-    }
-    return Metrics(tokens_per_s=tokens_per_s, step_time_s=step_s, tpot_s=tpot_s, ttft_s=ttft_s,
-                   paper_tpot_s=1.0 / tokens_per_s, stages=tuple(stages), extra=extra)
+    return Breakdown(stage=stage, bubble_s=max(0.0, step_s - sum(parts.values())), **parts)
 
 
-def fit_summary(fits: list[str]) -> str:
-    if all(f == "full" for f in fits):
-        return "all stages fit"
-    if all(f == "none" for f in fits):
-        return "no stage fits"
-    return f"{sum(f != 'none' for f in fits)} of {len(fits)} stages fit (fully or partly)"
-
-
-def _communication(plan: Plan, record: EngineRecord, measured: int) -> dict[str, Any]:
+def _communication(plan: Plan, record: EngineRecord, measured: int) -> Communication:
     t = record.recorder.tallies
     last = len(t) - 1
-    collectives = sum(x.allreduce_events for x in t) / measured
-    forward = sum(x.passes for s, x in enumerate(t) if s < last) / measured
-    loopback = t[last].passes / measured if record.loops_back else 0.0
-    return {
-        "collective_events_per_iteration": collectives,
-        "collective_bytes_sent_per_iteration": sum(x.allreduce_bytes_sent * len(s.devices)
-                                                   for x, s in zip(t, plan.stages, strict=True)) / measured,
-        "p2p_transfers_per_iteration": forward,
-        "loopback_transfers_per_iteration": loopback,
-        "p2p_messages_per_iteration": sum(x.passes * m for x, m in zip(t, record.messages_per_pass, strict=True))
+    return Communication(
+        collective_events_per_iteration=sum(x.allreduce_events for x in t) / measured,
+        collective_bytes_sent_per_iteration=sum(x.allreduce_bytes_sent * len(s.devices)
+                                                for x, s in zip(t, plan.stages, strict=True)) / measured,
+        p2p_transfers_per_iteration=sum(x.passes for s, x in enumerate(t) if s < last) / measured,
+        loopback_transfers_per_iteration=t[last].passes / measured if record.loops_back else 0.0,
+        p2p_messages_per_iteration=sum(x.passes * m for x, m in zip(t, record.messages_per_pass, strict=True))
         / measured,
-        "events_per_batch": collectives + forward + loopback,
-        "bytes_sent_total": sum(record.bytes_sent.values()),
-        "bytes_received_total": sum(record.bytes_received.values()),
-    }
+        bytes_sent_total=sum(record.bytes_sent.values()),
+        bytes_received_total=sum(record.bytes_received.values()),
+    )

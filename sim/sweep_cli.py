@@ -34,7 +34,7 @@ from topology.experiment import load_experiment
 from topology.format import render_table
 from topology.profile import check_profile_for_cluster, load_profile
 
-METRIC_COLUMNS = ("tokens_per_s", "step_time_s", "tpot_s", "ttft_s", "paper_tpot_s", "dominant_cost", "l2_fit",
+METRIC_COLUMNS = ("tokens_per_s", "step_time_s", "tpot_s", "ttft_s", "one_over_tps_s", "dominant_cost", "l2_fit",
                   "events_per_batch", "error")
 FAILURES_SHOWN = 5  # failed points quoted on stderr; every one is in the rows
 FAILED_POINTS_EXIT_CODE = 1
@@ -118,10 +118,11 @@ def run_point(task: Task) -> tuple[int, dict[str, Any]]:
     except LayerwiseError as exc:
         row["error"] = str(exc)
         return task.index, row
-    m = result.metrics
+    m, details = result.metrics, result.metrics.simulation
+    assert details is not None
     row.update(tokens_per_s=m.tokens_per_s, step_time_s=m.step_time_s, tpot_s=m.tpot_s, ttft_s=m.ttft_s,
-               paper_tpot_s=m.paper_tpot_s, dominant_cost=m.extra["dominant_cost"],
-               l2_fit=m.extra.get("l2_fit", ""), events_per_batch=m.extra["communication"]["events_per_batch"])
+               one_over_tps_s=1.0 / m.tokens_per_s, dominant_cost=details.breakdown.dominant,
+               l2_fit=details.l2_fit, events_per_batch=details.communication.events_per_batch)
     return task.index, row
 
 

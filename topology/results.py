@@ -1,16 +1,17 @@
 """The one results schema, written by the simulator (source "sim") and the executor
-(source "hardware"), read by the validator.
+(source "hardware"), read by the validator. Every field is typed; version 2.
 
 ``step_time_s``: decode, the time for every sequence of the batch to get one more token
 (one closed-loop round of all microbatches), in steady state; prefill, one forward pass of
-the whole batch. ``tpot_s``: mean time between consecutive tokens of one sequence.
-``paper_tpot_s``: 1 / tokens_per_s, the seed paper's (mis)definition of TPOT, kept only
-so it can be shown beside the real one.
+the whole batch. ``tpot_s``: mean time between consecutive tokens of one sequence. A result
+from the simulator carries :class:`SimulationDetails` (``metrics.simulation``), one from the
+executor :class:`HardwareDetails` (``metrics.hardware``). Version 1 files (an untyped ``extra``
+mapping and a ``paper_tpot_s`` field) still load: their ``extra`` is read into these types.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ from topology.atomic_io import write_json_atomic
 from topology.datafile import load_json_file
 from topology.errors import LayerwiseError
 
-RESULT_SCHEMA_VERSION = 1
+RESULT_SCHEMA_VERSION = 2
+READABLE_RESULT_VERSIONS = (1, 2)
 SOURCES = ("sim", "hardware")
+BREAKDOWN_PARTS = ("compute", "weights", "kv_cache", "activations", "launch", "communication", "bubble")
 
 
 @dataclass(frozen=True)
@@ -35,14 +38,154 @@ class StageMetrics:
 
 
 @dataclass(frozen=True)
+class Breakdown:
+    """One step of the busiest device, by cause (seconds; the parts add up to the step)."""
+
+    stage: int  # the stage of the busiest device
+    compute_s: float  # compute-bound kernels
+    weights_s: float  # memory-bound kernels, reading weights
+    kv_cache_s: float  # ... reading and writing the KV cache
+    activations_s: float  # ... moving activations
+    launch_s: float  # kernel launches the GPU waits for
+    communication_s: float  # collectives and sends no compute hides
+    bubble_s: float  # waiting for input
+
+    def seconds(self) -> dict[str, float]:
+        """``{part: seconds}`` for the parts of :data:`BREAKDOWN_PARTS`."""
+        return {part: getattr(self, f"{part}_s") for part in BREAKDOWN_PARTS}
+
+    @property
+    def dominant(self) -> str:
+        parts = self.seconds()
+        return max(BREAKDOWN_PARTS, key=lambda part: parts[part])
+
+
+@dataclass(frozen=True)
+class Communication:
+    """Transfers per iteration (every microbatch through every stage), and bytes over the whole run."""
+
+    collective_events_per_iteration: float
+    collective_bytes_sent_per_iteration: float  # all ranks together
+    p2p_transfers_per_iteration: float  # stage-to-stage sends (one per microbatch and boundary)
+    loopback_transfers_per_iteration: float  # decode: last stage back to stage 0
+    p2p_messages_per_iteration: float  # rank-level messages of those sends
+    bytes_sent_total: float
+    bytes_received_total: float
+
+    @property
+    def events_per_batch(self) -> float:
+        """Collectives + stage-to-stage sends + loop-backs, per iteration."""
+        return (self.collective_events_per_iteration + self.p2p_transfers_per_iteration
+                + self.loopback_transfers_per_iteration)
+
+
+@dataclass(frozen=True)
+class StageResidency:
+    """Whether a stage's weights stay in L2 between uses (the simulator's residency rule)."""
+
+    stage: int
+    weights_bytes: int  # the stage's weights on one device
+    streamed_bytes_per_pass: int  # KV cache and activations one microbatch pass moves
+    capacity_bytes: float  # usable L2 (plus shared memory where the plan counted it)
+    sram_counted: bool
+    hit_fraction: float  # share of weight reads L2 serves
+
+    @property
+    def fit(self) -> str:
+        """``full``, ``partial`` or ``none``."""
+        if self.hit_fraction >= 1.0:
+            return "full"
+        return "partial" if self.hit_fraction > 0.0 else "none"
+
+
+@dataclass(frozen=True)
+class DeviceUse:
+    """One device's share of the step and its memory traffic per iteration."""
+
+    device: str
+    stage: int
+    busy_fraction: float
+    compute_fraction: float
+    communication_fraction: float
+    idle_fraction: float  # no host stalls are modelled: every idle second waits for input (a bubble)
+    hbm_bytes_per_iteration: float
+    l2_bytes_per_iteration: float
+    l2_hit_fraction: float
+
+
+@dataclass(frozen=True)
+class SimulationDetails:
+    """What the simulator adds to a result."""
+
+    estimator: str  # "events" (the event simulation) or "twin" (the closed form)
+    breakdown: Breakdown
+    communication: Communication
+    residency: tuple[StageResidency, ...]
+    devices: tuple[DeviceUse, ...] = ()  # events only
+    sim_params: dict[str, float] = field(default_factory=dict)  # the simulator's parameters by name
+    simulated_iterations: int | None = None  # events: iterations run event by event ...
+    skipped_iterations: int | None = None  # ... and skipped by the steady state
+    simulated_events: float | None = None  # events every iteration would take, skipped ones included
+    simulated_time_s: float | None = None  # the simulated clock at the end
+    measured_window_s: float | None = None
+    cycle_latency_s: float | None = None  # twin: one microbatch through every stage
+    bubble_free_step_time_s: float | None = None  # twin: M x the slowest stage's occupancy
+
+    @property
+    def l2_fit(self) -> str:
+        fits = [r.fit for r in self.residency]
+        if all(f == "full" for f in fits):
+            return "all stages fit"
+        if all(f == "none" for f in fits):
+            return "no stage fits"
+        return f"{sum(f != 'none' for f in fits)} of {len(fits)} stages fit (fully or partly)"
+
+
+@dataclass(frozen=True)
+class RankTiming:
+    """One executor rank's timings per measured iteration."""
+
+    rank: int
+    stage: int
+    step_time_s: float
+    forward_s: float
+    input_wait_s: float
+    allreduce_call_s: float  # one all-reduce, timed apart
+    allreduces_per_iter: int
+    setup_s: float = 0.0  # building the shard (weights, KV cache)
+
+
+@dataclass(frozen=True)
+class HardwareDetails:
+    """What the executor adds to a result."""
+
+    backend: str  # nccl or gloo
+    cuda_graphs: bool  # whether the steps ran as CUDA-graph replays
+    dtype: str
+    kv_fill: str  # how the KV cache was filled (seeded, or by a prefill)
+    kv_capacity_tokens: int
+    sdpa_backend: str  # "auto", or the one attention kernel a kernel study forced
+    communication_timing: str  # "graph-replay" or "eager": how the TP all-reduces were timed
+    communication_note: str = ""
+    ranks: tuple[RankTiming, ...] = ()
+    trace_path: str | None = None  # the torch.profiler trace, where one was taken
+
+
+@dataclass(frozen=True)
 class Metrics:
     tokens_per_s: float
     step_time_s: float
     tpot_s: float | None
     ttft_s: float | None
-    paper_tpot_s: float
+    microbatches: int
+    plan_label: str  # Plan.describe()
     stages: tuple[StageMetrics, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
+    simulation: SimulationDetails | None = None
+    hardware: HardwareDetails | None = None
+
+    @property
+    def breakdown(self) -> Breakdown | None:
+        return self.simulation.breakdown if self.simulation is not None else None
 
 
 @dataclass(frozen=True)
@@ -64,7 +207,62 @@ class RunResult:
         return asdict(self)
 
 
-def metrics_from_dict(raw: dict[str, Any]) -> Metrics:
+def _build(cls: Any, raw: dict[str, Any]) -> Any:
+    """A dataclass from its dict, unknown keys ignored (missing ones raise KeyError via the constructor)."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in raw.items() if k in names})
+
+
+def _simulation_from_dict(raw: dict[str, Any]) -> SimulationDetails:
+    return SimulationDetails(
+        estimator=str(raw["estimator"]),
+        breakdown=_build(Breakdown, raw["breakdown"]),
+        communication=_build(Communication, raw["communication"]),
+        residency=tuple(_build(StageResidency, r) for r in raw.get("residency", ())),
+        devices=tuple(_build(DeviceUse, d) for d in raw.get("devices", ())),
+        **{k: raw[k] for k in ("sim_params", "simulated_iterations", "skipped_iterations", "simulated_events",
+                               "simulated_time_s", "measured_window_s", "cycle_latency_s",
+                               "bubble_free_step_time_s") if k in raw},
+    )
+
+
+def _hardware_from_dict(raw: dict[str, Any]) -> HardwareDetails:
+    values = {k: v for k, v in raw.items() if k in {f.name for f in fields(HardwareDetails)} and k != "ranks"}
+    return HardwareDetails(**values, ranks=tuple(_build(RankTiming, r) for r in raw.get("ranks", ())))
+
+
+def _hardware_from_v1(extra: dict[str, Any]) -> HardwareDetails | None:
+    """The executor's record in a version 1 ``extra`` (None where the file is not the executor's)."""
+    if "backend" not in extra:
+        return None
+    return HardwareDetails(
+        backend=str(extra.get("backend", "")), cuda_graphs=bool(extra.get("cuda_graphs", False)),
+        dtype=str(extra.get("dtype", "")), kv_fill=str(extra.get("kv_fill", "")),
+        kv_capacity_tokens=int(extra.get("kv_capacity_tokens", 0)),
+        sdpa_backend=str(extra.get("sdpa_backend", "auto")),
+        communication_timing=str(extra.get("communication_timing", "eager (after the run)")),
+        communication_note=str(extra.get("communication_note", "")),
+        ranks=tuple(_build(RankTiming, r) for r in extra.get("ranks", ())),
+        trace_path=extra.get("trace_path"),
+    )
+
+
+def _simulation_from_v1(extra: dict[str, Any]) -> SimulationDetails | None:
+    parts = extra.get("step_breakdown_s")
+    if not isinstance(parts, dict):
+        return None
+    comm = dict(extra.get("communication", {}))
+    return SimulationDetails(
+        estimator="twin" if extra.get("estimator") == "analytic" else "events",
+        breakdown=Breakdown(stage=int(extra.get("breakdown_device_stage", 0)),
+                            **{f"{part}_s": float(parts.get(part, 0.0)) for part in BREAKDOWN_PARTS}),
+        communication=Communication(**{f.name: float(comm.get(f.name, 0.0)) for f in fields(Communication)}),
+        residency=tuple(_build(StageResidency, r) for r in extra.get("l2", ())),
+        sim_params=dict(extra.get("sim_params", {})),
+    )
+
+
+def metrics_from_dict(raw: dict[str, Any], version: int = RESULT_SCHEMA_VERSION, source: str = "sim") -> Metrics:
     stages = tuple(
         StageMetrics(
             stage=int(s["stage"]),
@@ -75,23 +273,35 @@ def metrics_from_dict(raw: dict[str, Any]) -> Metrics:
         )
         for s in raw.get("stages", ())
     )
+    if version == 1:
+        extra = dict(raw.get("extra", {}))
+        simulation = _simulation_from_v1(extra) if source == "sim" else None
+        hardware = _hardware_from_v1(extra) if source == "hardware" else None
+        microbatches, label = int(extra.get("microbatches", 1)), str(extra.get("plan", ""))
+    else:
+        simulation = _simulation_from_dict(raw["simulation"]) if raw.get("simulation") else None
+        hardware = _hardware_from_dict(raw["hardware"]) if raw.get("hardware") else None
+        microbatches, label = int(raw["microbatches"]), str(raw["plan_label"])
     return Metrics(
         tokens_per_s=float(raw["tokens_per_s"]),
         step_time_s=float(raw["step_time_s"]),
         tpot_s=None if raw.get("tpot_s") is None else float(raw["tpot_s"]),
         ttft_s=None if raw.get("ttft_s") is None else float(raw["ttft_s"]),
-        paper_tpot_s=float(raw["paper_tpot_s"]),
+        microbatches=microbatches,
+        plan_label=label,
         stages=stages,
-        extra=dict(raw.get("extra", {})),
+        simulation=simulation,
+        hardware=hardware,
     )
 
 
 def result_from_dict(raw: dict[str, Any]) -> RunResult:
     if not isinstance(raw, dict):
         raise LayerwiseError("result", f"must be a JSON object, got {type(raw).__name__}")
-    if raw.get("schema_version") != RESULT_SCHEMA_VERSION:
+    version = raw.get("schema_version")
+    if version not in READABLE_RESULT_VERSIONS:
         raise LayerwiseError(
-            "result.schema_version", f"{raw.get('schema_version')!r} is not the supported {RESULT_SCHEMA_VERSION}"
+            "result.schema_version", f"{version!r} is not one of the supported {READABLE_RESULT_VERSIONS}"
         )
     try:
         return RunResult(
@@ -99,10 +309,10 @@ def result_from_dict(raw: dict[str, Any]) -> RunResult:
             experiment=dict(raw["experiment"]),
             plan_name=str(raw["plan_name"]),
             plan=dict(raw["plan"]),
-            metrics=metrics_from_dict(raw["metrics"]),
+            metrics=_with_label(metrics_from_dict(raw["metrics"], int(version), str(raw["source"])), raw["plan"]),
             environment=dict(raw.get("environment", {})),
             created_utc=str(raw.get("created_utc", "")),
-            schema_version=int(raw["schema_version"]),
+            schema_version=RESULT_SCHEMA_VERSION,  # a version 1 file reads as version 2
         )
     except KeyError as exc:
         raise LayerwiseError("result", f"missing field {exc.args[0]!r}") from None
@@ -110,6 +320,15 @@ def result_from_dict(raw: dict[str, Any]) -> RunResult:
         if isinstance(exc, LayerwiseError):
             raise
         raise LayerwiseError("result", f"malformed ({exc})") from None
+
+
+def _with_label(metrics: Metrics, plan: dict[str, Any]) -> Metrics:
+    """A version 1 hardware result recorded no plan label: it is the recorded plan's description."""
+    if metrics.plan_label:
+        return metrics
+    from topology.plan import plan_from_dict  # the plan module builds on this one's neighbours, not on it
+
+    return replace(metrics, plan_label=plan_from_dict(plan).describe())
 
 
 def write_result(path: str | Path, result: RunResult) -> Path:

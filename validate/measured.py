@@ -45,7 +45,8 @@ class Measurement:
         """A run forced onto one attention kernel (``--sdpa-backend`` other than auto): a study of
         kernel choice on an unchanged plan, which the simulator (modelling the default kernel)
         does not predict; such runs are reported but kept out of fitting and error."""
-        backend = self.result.metrics.extra.get("sdpa_backend")
+        hardware = self.result.metrics.hardware
+        backend = hardware.sdpa_backend if hardware is not None else None
         return None if backend in (None, "auto") else f"sdpa_backend={backend}"
 
     @property
@@ -158,7 +159,7 @@ def experiment_from_record(recorded: dict[str, Any], device_name: str | None = N
     environment reports; when it maps to another GPU preset than the recorded cluster's (an
     experiment file naming h100x1 run on an H200), the cluster is rebuilt with the GPU that
     actually ran. ``cuda_graphs_ran`` is whether the executor replayed CUDA graphs
-    (``metrics.extra["cuda_graphs"]``); the workload asked for graphs by default, but the
+    (``metrics.hardware.cuda_graphs``); the workload asked for graphs by default, but the
     executor runs prefill eagerly, so a prefill run is simulated with eager launches.
     """
     raw = copy.deepcopy(recorded)
@@ -208,7 +209,7 @@ def load_measurements(paths: list[str]) -> list[Measurement]:
         if result.source != "hardware":
             continue
         try:
-            ran = result.metrics.extra.get("cuda_graphs")
+            ran = result.metrics.hardware.cuda_graphs if result.metrics.hardware is not None else None
             experiment = experiment_from_record(result.experiment, result.environment.get("gpu_name"),
                                                 ran if isinstance(ran, bool) else None)
             plan = plan_from_dict(result.plan)

@@ -7,7 +7,6 @@ Only steady state is compared, so re-simulation runs :data:`WARMUP_ITERS` warmup
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from sim.api import simulate_plan
 from sim.params import FITTABLE_PARAMS, resolve_params
@@ -28,21 +27,12 @@ PROBE_RESPONSE_FLOOR = 1e-4  # relative change of some step time that counts as 
 SimulateFn = Callable[[Experiment, str, Plan | None, HardwareProfile | None, str | None], Prediction]
 
 
-def breakdown_from_extra(extra: dict[str, Any]) -> dict[str, float]:
-    """The simulator's step-time breakdown (seconds by cause) from ``metrics.extra``."""
-    for key in ("breakdown_s", "step_breakdown_s", "step_time_breakdown_s", "breakdown"):
-        value = extra.get(key)
-        if isinstance(value, dict):
-            return {str(k): float(v) for k, v in value.items() if isinstance(v, int | float)}
-    return {}
-
-
 def prediction_from_result(result: RunResult, trace_path: str | None = None) -> Prediction:
     metrics = result.metrics
     return Prediction(
         step_time_s=metrics.step_time_s,
         tokens_per_s=metrics.tokens_per_s,
-        breakdown_s=breakdown_from_extra(metrics.extra),
+        breakdown_s=metrics.breakdown.seconds() if metrics.breakdown is not None else {},
         stages=metrics.stages,
         trace_path=trace_path,
     )

@@ -1,6 +1,6 @@
 """Where a measured run's profiled timeline lives, if the executor committed one.
 
-Looked for, in order: ``metrics.extra["trace_path"]`` (relative to the result file), then
+Looked for, in order: ``metrics.hardware.trace_path`` (relative to the result file), then
 ``<result stem>.trace.json`` or ``<result stem>.pt.trace.json`` beside the result.
 """
 
@@ -15,7 +15,8 @@ TRACE_SUFFIXES = (".trace.json", ".pt.trace.json")
 
 def find_profiled_trace(measurement: Measurement) -> Path | None:
     result_path = Path(measurement.path)
-    recorded = measurement.result.metrics.extra.get("trace_path")
+    hardware = measurement.result.metrics.hardware
+    recorded = hardware.trace_path if hardware is not None else None
     candidates = []
     if isinstance(recorded, str) and recorded:
         path = Path(recorded)

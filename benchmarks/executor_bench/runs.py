@@ -76,11 +76,12 @@ def run_rows(results: list[tuple[Path, RunResult]], profile_arg: str | None) -> 
         shape = f"b{workload.batch_size} " + (f"c{workload.context_len}" if decode else f"s{workload.prompt_len}")
         what = (f"{floor.bytes_per_gpu / 1e9:.2f} GB @ {(rates.hbm_bw_bytes_per_s or 0) / 1e12:.2f} TB/s" if decode
                 else f"{floor.flops_per_gpu / 1e12:.1f} TFLOP @ {(rates.matmul_flops_per_s or 0) / 1e12:.0f} TFLOP/s")
+        graphs = result.metrics.hardware is not None and result.metrics.hardware.cuda_graphs
         rows.append([
             path.stem, f"{result.environment.get('gpu_name', '?')} x{result.environment.get('gpu_count', '?')}",
             plan.describe(), workload.phase,
             shape,
-            "graph" if result.metrics.extra.get("cuda_graphs") else "eager", f"{result.metrics.tokens_per_s:,.0f}",
+            "graph" if graphs else "eager", f"{result.metrics.tokens_per_s:,.0f}",
             f"{step_s * 1e3:.3f}", f"{floor_s * 1e3:.3f}",
             f"{floor_s / step_s:.1%}" + (" (L2)" if floor.l2_resident and decode else ""), what, rates.source,
         ])

@@ -20,9 +20,9 @@ assumption, reported as such, not a Hopper behaviour.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from topology.plan import Plan
+from topology.results import StageResidency
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,11 @@ class Residency:
             return "full"
         return "partial" if self.hit_fraction > 0.0 else "none"
 
-    def summary(self, stage: int) -> dict[str, Any]:
-        """The ``metrics.extra["l2"]`` entry of one stage."""
-        return {"stage": stage, "weights_bytes": self.weights_bytes,
-                "streamed_bytes_per_pass": self.streamed_bytes_per_pass, "capacity_bytes": self.capacity_bytes,
-                "sram_counted": self.sram_counted, "hit_fraction": self.hit_fraction, "fit": self.fit}
+    def summary(self, stage: int) -> StageResidency:
+        """The result's record of one stage's residency."""
+        return StageResidency(stage=stage, weights_bytes=self.weights_bytes,
+                              streamed_bytes_per_pass=self.streamed_bytes_per_pass, capacity_bytes=self.capacity_bytes,
+                              sram_counted=self.sram_counted, hit_fraction=self.hit_fraction)
 
 
 def plan_counts_sram(plan: Plan) -> bool:

@@ -65,11 +65,13 @@ def _twin_prediction(scored: Scored, tokens_per_iteration: int) -> Prediction:
 
 def _full_prediction(result: RunResult, estimator: str) -> Prediction:
     m = result.metrics
-    tightest = min(m.extra["l2"], key=lambda e: e["weights_bytes"])
+    details = m.simulation
+    assert details is not None
+    tightest = min(details.residency, key=lambda e: e.weights_bytes)
     return Prediction(estimator, m.tokens_per_s, m.step_time_s, m.tpot_s, m.ttft_s,
-                      m.extra["dominant_cost"], dict(m.extra["step_breakdown_s"]),
-                      m.extra["communication"]["events_per_batch"], m.extra["l2_fit"],
-                      (tightest["weights_bytes"], tightest["capacity_bytes"], tightest["streamed_bytes_per_pass"]))
+                      details.breakdown.dominant, details.breakdown.seconds(),
+                      details.communication.events_per_batch, details.l2_fit,
+                      (tightest.weights_bytes, tightest.capacity_bytes, tightest.streamed_bytes_per_pass))
 
 
 def _simulate(job: tuple[Experiment, Plan, HardwareProfile | None, bool]) -> Prediction:

@@ -7,6 +7,7 @@ import pytest
 from executor.launch import describe_failure
 from executor.metrics import build_metrics, rank_record
 from topology.experiment import build_plan, load_experiment
+from topology.results import HardwareDetails
 
 
 def test_metrics_from_records() -> None:
@@ -17,16 +18,20 @@ def test_metrics_from_records() -> None:
                     allreduce_s=0.001, allreduces_per_iter=8)
         for r in range(4)
     ]
-    metrics = build_metrics(plan, experiment.workload, records, {"backend": "gloo"})
+    hardware = HardwareDetails(backend="gloo", cuda_graphs=False, dtype="float32", kv_fill="seeded",
+                               kv_capacity_tokens=16, sdpa_backend="auto", communication_timing="eager")
+    metrics = build_metrics(plan, experiment.workload, records, hardware)
     assert metrics.step_time_s == pytest.approx(0.05)
     assert metrics.tokens_per_s == pytest.approx(8 / 0.05)
     assert metrics.tpot_s == pytest.approx(0.05) and metrics.ttft_s is None
-    assert metrics.paper_tpot_s == pytest.approx(0.05 / 8)
+
     stage = metrics.stages[0]
     assert stage.communication_s == pytest.approx(0.008)
     assert stage.compute_s == pytest.approx(0.02 - 0.008)
     assert stage.idle_s == pytest.approx(0.05 - 0.02)
-    assert metrics.extra["backend"] == "gloo" and len(metrics.extra["ranks"]) == 4
+    assert metrics.hardware is not None
+    assert metrics.hardware.backend == "gloo" and len(metrics.hardware.ranks) == 4
+    assert metrics.hardware.ranks[0].step_time_s == pytest.approx(0.05)
 
 
 TORCHRUN_SUMMARY = """\

@@ -66,7 +66,7 @@ def test_bad_set_is_a_one_line_error_with_exit_2(experiment_file, capsys):
 def test_analytic_flag(experiment_file, tmp_path):
     out = tmp_path / "a.json"
     assert main(["simulate", str(experiment_file), "--plan", "tp2", "--analytic", "--json", str(out)]) == 0
-    assert json.loads(out.read_text())["metrics"]["extra"]["estimator"] == "analytic"
+    assert json.loads(out.read_text())["metrics"]["simulation"]["estimator"] == "twin"
 
 
 def test_sweep_writes_one_row_per_point_and_plan(experiment_file, tmp_path, capsys):

@@ -50,7 +50,8 @@ def test_the_attention_all_reduce_hides_behind_the_mlp_branch() -> None:
     stage = events.metrics.stages[0]
     assert stage.compute_s == pytest.approx(312 * US, rel=1e-12)
     assert stage.communication_s == pytest.approx(3 * US, rel=1e-12)  # only the all-reduce nothing hides
-    assert events.metrics.extra["communication"]["collective_events_per_iteration"] == 2
+    assert events.metrics.simulation is not None
+    assert events.metrics.simulation.communication.collective_events_per_iteration == 2
 
 
 def test_the_executor_refuses_a_parallel_block() -> None:

@@ -29,14 +29,16 @@ def test_weights_that_fit_in_l2_read_fewer_hbm_bytes(make_experiment):
     experiment = make_experiment(PP2, workload=WORKLOAD)
     cold = simulate_plan(experiment, "pp2", profile=toy_profile(l2_usable_bytes=1.0))
     hot = simulate_plan(experiment, "pp2", profile=toy_profile(l2_usable_bytes=1e9, l2_bw_bytes_per_s=4e6))
-    for device in ("gpu0", "gpu1"):
-        c, h = cold.metrics.extra["devices"][device], hot.metrics.extra["devices"][device]
-        assert h["hbm_bytes_per_iteration"] < c["hbm_bytes_per_iteration"]
-        assert c["l2_bytes_per_iteration"] == 0 and h["l2_bytes_per_iteration"] > 0
-        assert h["l2_hit_fraction"] == pytest.approx(1.0)
+    cold_sim, hot_sim = cold.metrics.simulation, hot.metrics.simulation
+    assert cold_sim is not None and hot_sim is not None
+    for c, h in zip(cold_sim.devices, hot_sim.devices, strict=True):
+        assert h.hbm_bytes_per_iteration < c.hbm_bytes_per_iteration
+        assert c.l2_bytes_per_iteration == 0 and h.l2_bytes_per_iteration > 0
+        assert h.l2_hit_fraction == pytest.approx(1.0)
+    assert [d.device for d in hot_sim.devices] == ["gpu0", "gpu1"]
     assert hot.metrics.step_time_s < cold.metrics.step_time_s
-    assert [e["fit"] for e in hot.metrics.extra["l2"]] == ["full", "full"]
-    assert [e["fit"] for e in cold.metrics.extra["l2"]] == ["none", "none"]
+    assert [e.fit for e in hot_sim.residency] == ["full", "full"]
+    assert [e.fit for e in cold_sim.residency] == ["none", "none"]
 
 
 def test_one_microbatch_through_k_stages_is_k_times_slower_per_token(make_experiment):
@@ -50,16 +52,19 @@ def test_one_microbatch_through_k_stages_is_k_times_slower_per_token(make_experi
     slow = simulate_plan(one, "p", profile=free).metrics
     fast = simulate_plan(many, "p", profile=free).metrics
     assert slow.tpot_s / fast.tpot_s == pytest.approx(k, rel=1e-9)
-    assert slow.extra["step_breakdown_s"]["bubble"] == pytest.approx(slow.step_time_s * (k - 1) / k, rel=1e-9)
+    assert slow.breakdown is not None
+    assert slow.breakdown.bubble_s == pytest.approx(slow.step_time_s * (k - 1) / k, rel=1e-9)
 
 
 def test_bytes_sent_equal_bytes_received(make_experiment):
     experiment = make_experiment({"tp2": {"partitioner": "tp-pp", "tp": 2, "pp": 1, "microbatches": 1},
                                   "pp2": PP2["pp2"]}, workload=WORKLOAD)
     for name in ("tp2", "pp2"):
-        comm = simulate_plan(experiment, name, profile=toy_profile()).metrics.extra["communication"]
-        assert comm["bytes_sent_total"] > 0
-        assert comm["bytes_sent_total"] == pytest.approx(comm["bytes_received_total"], rel=1e-12)
+        simulation = simulate_plan(experiment, name, profile=toy_profile()).metrics.simulation
+        assert simulation is not None
+        comm = simulation.communication
+        assert comm.bytes_sent_total > 0
+        assert comm.bytes_sent_total == pytest.approx(comm.bytes_received_total, rel=1e-12)
 
 
 def test_event_simulation_equals_analytic_twin_without_contention(make_experiment):
@@ -70,7 +75,8 @@ def test_event_simulation_equals_analytic_twin_without_contention(make_experimen
         sim = simulate_plan(experiment, name).metrics  # datasheet parameters
         twin = analytic_estimate(experiment, name).metrics
         assert sim.step_time_s == pytest.approx(twin.step_time_s, rel=1e-9)
-        assert sim.extra["step_breakdown_s"] == pytest.approx(twin.extra["step_breakdown_s"], rel=1e-6, abs=1e-15)
+        assert sim.breakdown is not None and twin.breakdown is not None
+        assert sim.breakdown.seconds() == pytest.approx(twin.breakdown.seconds(), rel=1e-6, abs=1e-15)
 
 
 def test_contention_and_bubbles_make_the_simulation_slower_than_the_bounds(make_experiment):
@@ -92,7 +98,8 @@ def test_contention_and_bubbles_make_the_simulation_slower_than_the_bounds(make_
     single = make_experiment({"p": {"partitioner": "tp-pp", "tp": 1, "pp": 2, "microbatches": 1}}, workload=WORKLOAD)
     sim1 = simulate_plan(single, "p", profile=toy_profile()).metrics
     twin1 = analytic_estimate(single, "p", profile=toy_profile()).metrics
-    assert sim1.step_time_s > twin1.extra["bubble_free_step_time_s"] * 1.5
+    assert twin1.simulation is not None and twin1.simulation.bubble_free_step_time_s is not None
+    assert sim1.step_time_s > twin1.simulation.bubble_free_step_time_s * 1.5
     assert sim1.step_time_s == pytest.approx(twin1.step_time_s, rel=1e-9)
 
 

@@ -31,7 +31,9 @@ def _both(experiment: Experiment, plan: Plan, **profile: float) -> tuple[Metrics
     _, _, cost = resolve_inputs(experiment, "p", plan, toy_profile(**profile))
     replay = simulate_events(plan, experiment.workload, experiment.cluster, cost, steady_state=False)
     skipping = simulate_events(plan, experiment.workload, experiment.cluster, cost)
-    return (build_metrics(plan, experiment.workload, replay), build_metrics(plan, experiment.workload, skipping),
+    params = cost.params.to_dict()
+    return (build_metrics(plan, experiment.workload, replay, params),
+            build_metrics(plan, experiment.workload, skipping, params),
             skipping.skipped_iterations)
 
 
@@ -43,11 +45,13 @@ def _assert_same(replay: Metrics, skipping: Metrics) -> None:
     for mine, theirs in zip(skipping.stages, replay.stages, strict=True):
         assert mine.compute_s == pytest.approx(theirs.compute_s, rel=1e-9)
         assert mine.communication_s == pytest.approx(theirs.communication_s, rel=1e-9)
+    mine, theirs = skipping.simulation, replay.simulation
+    assert mine is not None and theirs is not None
     for key in ("bytes_sent_total", "collective_events_per_iteration", "p2p_messages_per_iteration"):
-        assert skipping.extra["communication"][key] == pytest.approx(replay.extra["communication"][key], rel=1e-9)
-    for key, value in replay.extra["step_breakdown_s"].items():
-        assert skipping.extra["step_breakdown_s"][key] == pytest.approx(value, rel=1e-9, abs=1e-15)
-    assert skipping.extra["simulated_events"] == pytest.approx(replay.extra["simulated_events"], rel=1e-12)
+        assert getattr(mine.communication, key) == pytest.approx(getattr(theirs.communication, key), rel=1e-9)
+    for key, value in theirs.breakdown.seconds().items():
+        assert mine.breakdown.seconds()[key] == pytest.approx(value, rel=1e-9, abs=1e-15)
+    assert mine.simulated_events == pytest.approx(theirs.simulated_events, rel=1e-12)
 
 
 WORKLOAD = {"batch_size": 4, "warmup_iters": 5, "measured_iters": 60}
@@ -99,6 +103,6 @@ def test_a_billion_iterations_take_a_few_periods() -> None:
     _, _, cost = resolve_inputs(long, "p", plan, toy_profile())
     record = simulate_events(plan, long.workload, long.cluster, cost)
     assert long.workload.iterations - record.skipped_iterations < 40
-    metrics = build_metrics(plan, long.workload, record)
+    metrics = build_metrics(plan, long.workload, record, cost.params.to_dict())
     reference, _, _ = _both(short, plan)
     assert metrics.step_time_s == pytest.approx(reference.step_time_s, rel=1e-9)

@@ -45,9 +45,10 @@ def test_two_stage_closed_loop_one_microbatch(make_experiment):
     assert stage0.compute_s == pytest.approx(LAYER_TP1_US * US, rel=1e-12)
     assert stage0.communication_s == pytest.approx(SEND_US * US, rel=1e-12)
     assert stage0.idle_s == pytest.approx((1156 - 578) * US, rel=1e-12)
-    comm = result.metrics.extra["communication"]
-    assert comm["p2p_transfers_per_iteration"] == 1 and comm["loopback_transfers_per_iteration"] == 1
-    assert comm["collective_events_per_iteration"] == 0
+    assert result.metrics.simulation is not None
+    comm = result.metrics.simulation.communication
+    assert comm.p2p_transfers_per_iteration == 1 and comm.loopback_transfers_per_iteration == 1
+    assert comm.collective_events_per_iteration == 0
 
 
 def test_tensor_parallel_stage_with_allreduces(make_experiment):
@@ -62,7 +63,8 @@ def test_tensor_parallel_stage_with_allreduces(make_experiment):
     assert stage.compute_s == pytest.approx(704 * US, rel=1e-12)
     assert stage.communication_s == pytest.approx(12 * US, rel=1e-12)
     assert stage.idle_s == pytest.approx(0.0, abs=1e-15)
-    assert result.metrics.extra["communication"]["collective_events_per_iteration"] == 4
+    assert result.metrics.simulation is not None
+    assert result.metrics.simulation.communication.collective_events_per_iteration == 4
     analytic = analytic_estimate(experiment, "tp2", profile=toy_profile())
     assert analytic.metrics.step_time_s == pytest.approx(716 * US, rel=1e-12)
 

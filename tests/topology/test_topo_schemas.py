@@ -25,9 +25,14 @@ from topology.profile import (
 )
 from topology.results import (
     RESULT_SCHEMA_VERSION,
+    Breakdown,
+    Communication,
+    DeviceUse,
     Metrics,
     RunResult,
+    SimulationDetails,
     StageMetrics,
+    StageResidency,
     load_result,
     result_from_dict,
     write_result,
@@ -38,9 +43,15 @@ def sample_result() -> RunResult:
     experiment = load_experiment("tiny-cpu")
     plan = build_plan(experiment, "pp2")
     metrics = Metrics(
-        tokens_per_s=1234.5, step_time_s=0.0065, tpot_s=0.0065, ttft_s=None, paper_tpot_s=1 / 1234.5,
+        tokens_per_s=1234.5, step_time_s=0.0065, tpot_s=0.0065, ttft_s=None, microbatches=2, plan_label=plan.describe(),
         stages=(StageMetrics(0, ("gpu0",), 0.003, 0.0005, 0.001), StageMetrics(1, ("gpu1",), 0.003, 0.0, 0.0015)),
-        extra={"note": "hand-made", "bubble_fraction": 0.2},
+        simulation=SimulationDetails(
+            estimator="events",
+            breakdown=Breakdown(1, 0.0, 0.001, 0.002, 0.0001, 0.0, 0.0005, 0.0029),
+            communication=Communication(0.0, 0.0, 2.0, 2.0, 2.0, 4096.0, 4096.0),
+            residency=(StageResidency(0, 1000, 500, 3e7, False, 1.0), StageResidency(1, 1000, 500, 3e7, False, 1.0)),
+            devices=(DeviceUse("gpu0", 0, 0.5, 0.4, 0.1, 0.5, 1e6, 1e3, 1.0),),
+            sim_params={"hbm_efficiency": 0.9}, simulated_iterations=7, skipped_iterations=10),
     )
     return RunResult(source="sim", experiment=experiment.to_dict(), plan_name="pp2", plan=plan.to_dict(),
                      metrics=metrics, environment={"python": "3.11"})
@@ -68,13 +79,25 @@ def test_result_round_trip(tmp_path: Path) -> None:
     assert again == result
     raw = json.loads(path.read_text())
     assert raw["schema_version"] == RESULT_SCHEMA_VERSION and raw["source"] == "sim"
-    assert set(raw["metrics"]) >= {"tokens_per_s", "step_time_s", "tpot_s", "ttft_s", "paper_tpot_s", "stages"}
+    assert set(raw["metrics"]) >= {"tokens_per_s", "step_time_s", "tpot_s", "ttft_s", "stages", "simulation"}
+    assert again.metrics.breakdown is not None and again.metrics.breakdown.dominant == "bubble"
+    assert again.metrics.simulation is not None and again.metrics.simulation.l2_fit == "all stages fit"
+
+
+def test_a_version_1_hardware_result_still_loads() -> None:
+    """Results saved by the first session (schema 1, an untyped ``extra``) read into the typed fields."""
+    old = Path(__file__).parents[2] / "results" / "hardware" / "h100x1" / "small-b64-c128-mb1-eager.json"
+    result = load_result(old)
+    hardware = result.metrics.hardware
+    assert hardware is not None and hardware.cuda_graphs is False and hardware.backend == "nccl"
+    assert len(hardware.ranks) == 1 and hardware.ranks[0].step_time_s > 0
+    assert result.metrics.plan_label.endswith("mb=1") and result.schema_version == RESULT_SCHEMA_VERSION
 
 
 def test_result_rejects(tmp_path: Path) -> None:
     raw = sample_result().to_dict()
     with pytest.raises(LayerwiseError) as info:
-        result_from_dict({**raw, "schema_version": 2})
+        result_from_dict({**raw, "schema_version": 3})
     assert info.value.field == "result.schema_version"
     with pytest.raises(LayerwiseError) as info:
         result_from_dict({**raw, "source": "guess"})

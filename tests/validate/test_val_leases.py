@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from topology.experiment import build_plan, load_experiment
-from topology.results import Metrics, RunResult, write_result
+from topology.results import HardwareDetails, Metrics, RunResult, write_result
 from validate.crossval import Outcome
 from validate.leases import compare_leases, entry_key, lease_spreads
 from validate.measured import Measurement, load_measurements
@@ -19,8 +19,11 @@ def _write(path: Path, step_s: float, overrides: list[str], gpu_name: str = "NVI
     experiment = load_experiment("small-h100x1", overrides)
     plan = build_plan(experiment, "plan")
     write_result(path, RunResult(source="hardware", experiment=experiment.to_dict(), plan_name="plan",
-                                 plan=plan.to_dict(), metrics=Metrics(64 / step_s, step_s, step_s, None, step_s / 64,
-                                                                      extra={"cuda_graphs": True}),
+                                 plan=plan.to_dict(), metrics=Metrics(
+                                     64 / step_s, step_s, step_s, None, plan.microbatches, plan.describe(),
+                                     hardware=HardwareDetails(backend="nccl", cuda_graphs=True, dtype="bfloat16",
+                                                              kv_fill="seeded", kv_capacity_tokens=128,
+                                                              sdpa_backend="auto", communication_timing="eager")),
                                  environment={"gpu_name": gpu_name, "git_commit": commit}))
 
 

@@ -9,16 +9,20 @@ import pytest
 
 from topology.errors import LayerwiseError
 from topology.experiment import build_plan, load_experiment
-from topology.results import Metrics, RunResult, write_result
+from topology.results import HardwareDetails, Metrics, RunResult, write_result
 from validate.measured import experiment_from_record, load_measurements, with_iterations
 
 
 def _result(experiment_name: str, plan_name: str, source: str = "hardware",
-            overrides: list[str] | None = None, extra: dict[str, object] | None = None) -> RunResult:
+            overrides: list[str] | None = None, graphs: bool | None = None) -> RunResult:
     experiment = load_experiment(experiment_name, overrides or [])
     plan = build_plan(experiment, plan_name)
+    hardware = None if graphs is None else HardwareDetails(
+        backend="gloo", cuda_graphs=graphs, dtype="float32", kv_fill="seeded", kv_capacity_tokens=16,
+        sdpa_backend="auto", communication_timing="eager")
     return RunResult(source=source, experiment=experiment.to_dict(), plan_name=plan_name, plan=plan.to_dict(),
-                     metrics=Metrics(1.0, 1e-3, 1e-3, None, 1.0, extra=dict(extra or {})), environment={})
+                     metrics=Metrics(1.0, 1e-3, 1e-3, None, plan.microbatches, plan.describe(), hardware=hardware),
+                     environment={})
 
 
 @pytest.mark.parametrize("name", ["small-h100x1", "tiny-cpu", "seed-16xh100"])
@@ -110,9 +114,9 @@ def test_validation_simulates_the_launch_mode_that_ran(tmp_path: Path) -> None:
     graphs = ["workload.cuda_graphs=true"]
     prefill = [*graphs, "workload.phase=prefill", "workload.prompt_len=16", "workload.context_len=16"]
     write_result(tmp_path / "a" / "prefill.json", _result("tiny-cpu", "tp2", overrides=prefill,
-                                                          extra={"cuda_graphs": False}))
+                                                          graphs=False))
     write_result(tmp_path / "a" / "graph.json", _result("tiny-cpu", "tp2", overrides=graphs,
-                                                        extra={"cuda_graphs": True}))
+                                                        graphs=True))
     write_result(tmp_path / "a" / "unrecorded.json", _result("tiny-cpu", "tp2", overrides=graphs))
     by_key = {m.key: m for m in load_measurements([str(tmp_path)])}
     assert by_key["a/prefill"].experiment.workload.cuda_graphs is False

@@ -11,6 +11,7 @@ from val_stand_in import STAND_IN_START, stand_in_predictor
 
 from topology.experiment import build_plan, load_experiment
 from topology.profile import HardwareProfile, ProfileParams
+from topology.results import HardwareDetails
 from validate.crossval import Outcome
 from validate.fit import fit_params, param_spec
 from validate.measured import Measurement
@@ -28,8 +29,9 @@ TRUTH = {"hbm_efficiency": 0.8, "launch_overhead_graph_s": 3e-6}
 
 def _as_eager(m: Measurement, slowdown: float, folder: str) -> Measurement:
     """The same run measured in eager mode on a host that made it ``slowdown`` times slower."""
-    metrics = dataclasses.replace(m.result.metrics, step_time_s=m.measured_step_time_s * slowdown,
-                                  extra={"cuda_graphs": False})
+    hardware = HardwareDetails(backend="nccl", cuda_graphs=False, dtype="bfloat16", kv_fill="seeded",
+                               kv_capacity_tokens=0, sdpa_backend="auto", communication_timing="eager")
+    metrics = dataclasses.replace(m.result.metrics, step_time_s=m.measured_step_time_s * slowdown, hardware=hardware)
     result = dataclasses.replace(m.result, metrics=metrics)
     workload = dataclasses.replace(m.experiment.workload, cuda_graphs=False)  # as load_measurements rebuilds it
     experiment = dataclasses.replace(m.experiment, workload=workload)

@@ -49,12 +49,13 @@ def write_measurements(folder: Path, true_params: dict[str, float], count: int) 
                                                       f"workload.context_len={ctx}",
                                                       f"plan.microbatches={mb}", f"name=small-{i}"])
         plan = build_plan(experiment, "plan")
+        metrics = Metrics(1.0, 1.0, 1.0, None, mb, plan.describe())
         placeholder = RunResult(source="hardware", experiment=experiment.to_dict(), plan_name="plan",
-                                plan=plan.to_dict(), metrics=Metrics(1.0, 1.0, 1.0, None, 1.0), environment={})
+                                plan=plan.to_dict(), metrics=metrics, environment={})
         probe = Measurement(key="probe", path="", result=placeholder, experiment=experiment, plan=plan)
         step_s = stand_in_step_time_s(probe, true_params)
         result = RunResult(source="hardware", experiment=experiment.to_dict(), plan_name="plan", plan=plan.to_dict(),
-                           metrics=Metrics(batch / step_s, step_s, step_s, None, step_s / batch),
+                           metrics=Metrics(batch / step_s, step_s, step_s, None, mb, plan.describe()),
                            environment={"synthetic": True})
         write_result(folder / f"small-{i}.json", result)
     return load_measurements([str(folder)])

@@ -117,8 +117,8 @@ def main() -> None:
         tokens = experiment.workload.tokens_per_iteration
         decode = experiment.workload.phase == "decode"
         metrics = Metrics(tokens_per_s=tokens / step_s, step_time_s=step_s, tpot_s=step_s if decode else None,
-                          ttft_s=None if decode else step_s, paper_tpot_s=step_s / tokens, stages=stages,
-                          extra={"synthetic": True})
+                          ttft_s=None if decode else step_s, microbatches=plan.microbatches,
+                          plan_label=plan.describe(), stages=stages)
         result = RunResult(
             source="hardware",  # SYNTHETIC: the simulator's output, labelled so validate accepts it
             experiment=experiment.to_dict(), plan_name="plan", plan=plan.to_dict(), metrics=metrics,
