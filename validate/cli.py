@@ -14,6 +14,7 @@ from topology.atomic_io import check_output_folder, write_json_atomic
 from topology.errors import LayerwiseError
 from topology.profile import HardwareProfile, load_profile, write_profile
 from validate.crossval import Validation, validate_measurements
+from validate.extrapolation import Extrapolation, describe_experiment, extrapolate, load_target, unmeasured_experiments
 from validate.folds import describe_folds, parse_folds, split_folds
 from validate.kernel_kinds import kind_times
 from validate.leases import LeaseComparison, compare_leases
@@ -30,7 +31,6 @@ from validate.resimulate import (
     responsive_params,
     simulate,
 )
-from validate.seed_question import SeedExtrapolation, extrapolate_seed, unmeasured_experiments
 from validate.ship import check_ship_path, shipped_profile
 from validate.summary import VARIANTS, regime_errors, regimes, summarize
 from validate.timeline import load_trace_bars, steady_window
@@ -52,8 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", help="'loo' or K for K-fold by experiment (default: loo up to 12 experiments, "
                         "else 5)")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the fold shuffle (default 0)")
+    parser.add_argument("--extrapolate", action="append", metavar="NAME[@CLUSTER]", default=[],
+                        help="an experiment (shipped name or YAML path, optionally on another cluster preset) to "
+                             "predict beyond the measured scale; repeatable (default: every shipped experiment "
+                             "that needs more GPUs than any measured run used, in a number format the runs used)")
     parser.add_argument("--no-extrapolation", action="store_true",
-                        help="skip simulating the seed's 16 x H100 experiment")
+                        help="predict no experiment beyond the measured scale")
     parser.add_argument("--compare-leases", nargs="+", metavar="RESULTS", default=[],
                         help="result files or folders of other machine leases: set beside the fitted runs of the "
                              "same entries in the report (how far step times move between leases), never fitted "
@@ -145,8 +149,33 @@ def _summary_json(validation: Validation, fitted_path: Path, rankings: tuple[obj
     }
 
 
+def _check_targets(args: argparse.Namespace) -> None:
+    """``--extrapolate`` names that load (checked before the fit, so a typo fails at once)."""
+    if args.extrapolate and args.no_extrapolation:
+        raise LayerwiseError("--extrapolate", "cannot be combined with --no-extrapolation")
+    for target in args.extrapolate:
+        try:
+            load_target(target)
+        except LayerwiseError as exc:
+            raise LayerwiseError("--extrapolate", f"{target!r}: {exc}") from None
+
+
+def _extrapolate(args: argparse.Namespace, fitted: HardwareProfile, base: HardwareProfile | None,
+                 measured_gpu_name: str, unmeasured: list[str]) -> tuple[Extrapolation | None, str]:
+    """The predictions beyond the measured scale, or why there are none."""
+    if args.no_extrapolation:
+        return None, "skipped (--no-extrapolation)"
+    try:
+        extrapolation = extrapolate(args.extrapolate or unmeasured, fitted, base, measured_gpu_name, simulate,
+                                    _progress)
+    except LayerwiseError as exc:
+        return None, str(exc)
+    return extrapolation, "" if extrapolation.predictions else "no experiment needs more GPUs than were measured"
+
+
 def run(args: argparse.Namespace) -> int:
     out = check_output_folder(args.out, "--out")  # before any fit
+    _check_targets(args)
     loaded = load_measurements(list(args.results))
     measurements = [m for m in loaded if m.kernel_ablation is None]
     excluded = tuple(f"`{m.key}` ({m.kernel_ablation})" for m in loaded if m.kernel_ablation is not None)
@@ -184,15 +213,9 @@ def run(args: argparse.Namespace) -> int:
         write_profile(ship_path, shipped_profile(fitted, fitted_path, args.results))
 
     timelines = _timelines(validation, fitted, out)
-    seed: SeedExtrapolation | None = None
-    seed_note = "skipped (--no-extrapolation)"
-    if not args.no_extrapolation:
-        try:
-            seed = extrapolate_seed(fitted, base, measurements[0].gpu_name, simulate)
-            seed_note = ""
-        except LayerwiseError as exc:
-            seed_note = str(exc)
     measured_devices = max(m.plan.num_devices for m in measurements)
+    unmeasured = unmeasured_experiments(measured_devices, {m.experiment.model.dtype_bytes for m in measurements})
+    extrapolation, extrapolation_note = _extrapolate(args, fitted, base, measurements[0].gpu_name, unmeasured)
     synthetic = any(bool(m.result.environment.get("synthetic")) for m in measurements)
     rankings = rank_groups(validation.outcomes, "held_out")
     compared, unmatched = compare_leases(validation.outcomes, others)
@@ -207,9 +230,9 @@ def run(args: argparse.Namespace) -> int:
         warmup_iters=WARMUP_ITERS,
         measured_iters=MEASURED_ITERS,
         timelines=timelines,
-        seed=seed,
-        seed_note=seed_note,
-        unmeasured=tuple(unmeasured_experiments(measured_devices)),
+        extrapolation=extrapolation,
+        extrapolation_note=extrapolation_note,
+        unmeasured=tuple(describe_experiment(name) for name in unmeasured),
         measured_devices=measured_devices,
         synthetic=synthetic,
         excluded=excluded,
@@ -236,6 +259,8 @@ def _command_args(args: argparse.Namespace) -> list[str]:
         words += ["--folds", args.folds]
     if args.split_seed:
         words += ["--split-seed", str(args.split_seed)]
+    for target in args.extrapolate:
+        words += ["--extrapolate", target]
     if args.no_extrapolation:
         words.append("--no-extrapolation")
     if args.compare_leases:

@@ -167,21 +167,21 @@ def timelines_png(simulated: list[Bar], profiled: list[Bar] | None, simulated_ti
     return _png(fig)
 
 
-def seed_prediction_png(labels: list[str], tokens_per_s: list[float], error_fractions: list[float],
-                        claims: list[float | None]) -> bytes:
+def extrapolation_png(labels: list[str], tokens_per_s: list[float], error_fractions: list[float],
+                      claims: list[float | None]) -> bytes:
     """Predicted tokens/s (error bar: each prediction's own band, none where it has none) beside the
-    paper's claims; the legend sits above the axes so it covers no bar."""
+    experiment files' claims; the legend sits above the axes so it covers no bar."""
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(labels) + 2), 4.6))
     positions = range(len(labels))
     errors = [t * e for t, e in zip(tokens_per_s, error_fractions, strict=True)]
     ax.bar([p - 0.2 for p in positions], tokens_per_s, 0.4, yerr=errors, capsize=4, color="tab:blue",
            label="calibrated simulator (error bar: held-out band of its regime)")
     claimed = [c if c is not None else 0.0 for c in claims]
-    ax.bar([p + 0.2 for p in positions], claimed, 0.4, color="tab:red", alpha=0.7, label="paper's claim")
+    ax.bar([p + 0.2 for p in positions], claimed, 0.4, color="tab:red", alpha=0.7, label="claimed (experiment file)")
     ax.set_xticks(list(positions))
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylabel("tokens/s")
-    ax.set_title("Seed experiment, 16 x H100: predicted vs claimed", pad=28)
+    ax.set_title("Beyond the measured scale: predicted vs claimed", pad=28)
     ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     ax.grid(True, axis="y", alpha=0.3)
     return _png(fig)

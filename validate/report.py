@@ -9,6 +9,7 @@ from topology.accuracy import RegimeError
 from topology.atomic_io import write_bytes_atomic, write_text_atomic
 from validate.crossval import Validation
 from validate.document import FIGURES_DIR, Block, Bullets, Heading, Paragraph, Table, figures, to_html, to_markdown
+from validate.extrapolation import Extrapolation
 from validate.fit import ParamSpec
 from validate.leases import LeaseComparison
 from validate.measured import Measurement
@@ -16,10 +17,9 @@ from validate.ranking import GroupRanking
 from validate.regimes import MIN_CONFIGS_PER_PARAM, regime_of_param, runs_of
 from validate.report_accuracy import errors_section, pct, summary_section
 from validate.report_breakdown import Timelines, breakdown_section, timelines_section
+from validate.report_extrapolation import plans_section
 from validate.report_leases import leases_section
 from validate.report_ranking import ranking_section
-from validate.report_seed import seed_section
-from validate.seed_question import SeedExtrapolation
 
 TITLE = "layerwise validation report"
 MARKDOWN_NAME = "report.md"
@@ -45,8 +45,8 @@ class ReportInput:
     warmup_iters: int
     measured_iters: int
     timelines: Timelines | None
-    seed: SeedExtrapolation | None
-    seed_note: str  # why the extrapolation is missing, if it is
+    extrapolation: Extrapolation | None
+    extrapolation_note: str  # why the extrapolation is missing, if it is
     unmeasured: tuple[str, ...]
     measured_devices: int
     synthetic: bool
@@ -123,7 +123,8 @@ def build_blocks(data: ReportInput) -> list[Block]:
     blocks += breakdown_section(outcomes)
     blocks += timelines_section(data.timelines)
     blocks += ranking_section(data.rankings_held_out, data.rankings_uncalibrated)
-    blocks += seed_section(outcomes, data.seed, data.seed_note, data.unmeasured, data.measured_devices, data.bands)
+    blocks += plans_section(outcomes, data.extrapolation, data.extrapolation_note, data.unmeasured,
+                            data.measured_devices, data.bands)
     if data.synthetic:
         blocks.append(Paragraph(SYNTHETIC_WARNING))
     return blocks

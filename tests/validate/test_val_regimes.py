@@ -13,14 +13,14 @@ from topology.experiment import build_plan, load_experiment
 from topology.profile import HardwareProfile, ProfileParams
 from topology.results import HardwareDetails
 from validate.crossval import Outcome
+from validate.extrapolation import ExtrapolatedPrediction
 from validate.fit import fit_params, param_spec
 from validate.measured import Measurement
 from validate.prediction import Prediction, PredictionMemo
 from validate.ranking import LAYOUT, MICROBATCHES, comparison_kind, describe_agreement, rank_groups
 from validate.regimes import default_params, fit_by_regime, measured_by_profile, param_budget, regime_of_param
 from validate.report_breakdown import breakdown_table
-from validate.report_seed import prediction_band
-from validate.seed_question import SeedPrediction
+from validate.report_extrapolation import prediction_band
 from validate.summary import regime_errors, summarize
 
 SPECS = tuple(param_spec(name, start) for name, start in STAND_IN_START.items())
@@ -135,11 +135,12 @@ def test_breakdown_table_leaves_out_causes_that_are_zero_everywhere(stand_in_mea
     assert [row[1] for row in table.rows] == ["1.000", "2.000"]
 
 
-def _seed_prediction(gpu_name: str, components: tuple[str, ...]) -> SeedPrediction:
-    return SeedPrediction(cluster_name="seed-16xh100", plan_name="baseline", plan_description="tp-pp TP8xPP2 mb=8",
-                          devices=16, tokens_per_s=9000.0, step_time_s=0.014, breakdown_s={},
-                          uncalibrated_tokens_per_s=9100.0, claimed_tokens_per_s=12800.0, regime="decode-graph",
-                          components=components, gpu_name=gpu_name)
+def _seed_prediction(gpu_name: str, components: tuple[str, ...]) -> ExtrapolatedPrediction:
+    return ExtrapolatedPrediction(experiment_name="seed-16xh100", cluster_name="seed-16xh100", plan_name="baseline",
+                                  plan_description="tp-pp TP8xPP2 mb=8", devices=16, tokens_per_s=9000.0,
+                                  step_time_s=0.014, breakdown_s={}, uncalibrated_tokens_per_s=9100.0,
+                                  claimed_tokens_per_s=12800.0, regime="decode-graph", components=components,
+                                  gpu_name=gpu_name, profile_note="")
 
 
 def test_a_prediction_carries_its_own_regime_band_and_names_what_no_run_measured(

@@ -26,9 +26,9 @@ SECTIONS = (
     "## Step-time breakdown",
     "## Timelines: simulated and profiled",
     "## Rank agreement",
-    "## The seed's question",
+    "## Plans compared",
     "### At the measured scale",
-    "### Extrapolation to the seed's 16 x H100 experiment",
+    "### Beyond the measured scale",
 )
 
 
@@ -54,9 +54,15 @@ def test_markdown_has_every_section(report_dir: Path) -> None:
         assert re.search(f"^{re.escape(heading)}$", text, re.MULTILINE), heading
     assert "SYNTHETIC DATA" in text
     assert "Multi-GPU measurements were not possible" in text
-    assert "12,800" in text and "15,360" in text  # the paper's claims beside the predictions
+    assert "12,800" in text and "15,360" in text  # the experiment file's claims beside the predictions
+    # by default every shipped experiment that needs more GPUs than the one measured is predicted
+    for name in ("seed-16xh100", "seed-layer-h200x4", "llama3-70b-64xh100"):
+        assert f"| {name} |" in text, name
+    assert "| tiny-cpu |" not in text  # float32: no measured run used that format
+    assert re.search(r"`seed-16xh100` on `seed-16xh100`: layer-wise / baseline = \d\.\d\dx predicted against "
+                     r"1\.20x claimed", text)
     assert "held-out MAPE" in text
-    for name in ("scatter.png", "errors.png", "breakdown.png", "timelines.png", "seed_prediction.png"):
+    for name in ("scatter.png", "errors.png", "breakdown.png", "timelines.png", "extrapolation.png"):
         assert f"figures/{name}" in text
         assert (report_dir / "figures" / name).stat().st_size > 1000
 
@@ -67,7 +73,7 @@ def test_html_is_self_contained(report_dir: Path) -> None:
     assert len(sources) == 5
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in page and "https://" not in page
-    assert "<h2>The seed&#x27;s question</h2>" in page or "<h2>The seed's question</h2>" in page
+    assert "<h2>Plans compared</h2>" in page
 
 
 def test_fitted_profile_loads_in_the_simulator(report_dir: Path) -> None:
@@ -136,3 +142,25 @@ def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["validate", str(SAMPLE / "hardware"), "--out", str(tmp_path / "o"), "--params", "warp_speed"]) == 2
     assert "unknown simulator parameter" in capsys.readouterr().err
+
+
+def test_extrapolate_names_experiments_and_clusters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    code = main(["validate", str(SAMPLE / "hardware"), "--out", str(out), "--folds", "3", "--params",
+                 "hbm_efficiency", "--extrapolate", "seed-16xh100@seed-16xh100-nvl16"])
+    assert code == 0
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "| seed-16xh100 | seed-16xh100-nvl16 | baseline |" in text
+    assert "| llama3-70b-64xh100 |" not in text  # only what was asked
+    assert "--extrapolate seed-16xh100@seed-16xh100-nvl16" in text  # the command as run
+
+
+def test_a_bad_extrapolation_target_fails_before_the_fit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["validate", str(SAMPLE / "hardware"), "--out", str(out), "--extrapolate", "seed-16xh100@nowhere"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("layerwise validate: error: --extrapolate: 'seed-16xh100@nowhere': ") and "\n" not in err
+    assert not out.exists() or not any(out.iterdir())
+    assert main(["validate", str(SAMPLE / "hardware"), "--out", str(out), "--extrapolate", "seed-16xh100",
+                 "--no-extrapolation"]) == 2
+    assert "cannot be combined" in capsys.readouterr().err
