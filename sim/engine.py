@@ -24,7 +24,7 @@ import simpy
 from sim.costs.model import CostModel
 from sim.fabric import Fabric
 from sim.metrics import Recorder
-from sim.program import PassCache, Transfer, boundary_transfers, group_ports
+from sim.program import PassCache, Transfer, boundary_time_s, boundary_transfers, group_ports, private_stages
 from sim.stage_process import PrefillDriver, StageProcess, StageWiring, Token, TraceSlice
 from sim.steady import SteadyState
 from topology.cluster import Cluster
@@ -69,10 +69,13 @@ def simulate_events(
     driver: list[PrefillDriver] = []
     steady = _steady_state(env, fabric, recorder, workload, traced_until, steady_state)
     stages: list[StageProcess] = []
+    ports = [group_ports(stage, cluster) if stage.tp_degree > 1 else () for stage in plan.stages]  # TP1: no all-reduce
+    private = private_stages(ports, transfers)
     for s, stage in enumerate(plan.stages):
         last = s == plan.num_stages - 1
         wiring = StageWiring(
-            index=s, devices=stage.devices, ports=group_ports(stage, cluster), transfers=transfers[s],
+            index=s, devices=stage.devices, ports=ports[s], private=private[s], transfers=transfers[s],
+            send_s=boundary_time_s(transfers[s]),
             inbox=inboxes[s], forward=_forward(inboxes, s, last, decode, workload.iterations, driver),
             on_completed=_on_completed(recorder, steady, decode, env, progress, workload.iterations) if last else None)
         stages.append(StageProcess(env, wiring, passes, fabric, recorder, traced, trace))

@@ -148,19 +148,22 @@ def build_metrics(plan: Plan, workload: Workload, record: EngineRecord, sim_para
                    simulation=simulation)
 
 
+BUSIEST_TIE = 1e-9  # relative: busy times this close are the same
+
+
 def _per_stage(plan: Plan, record: EngineRecord, measured: int,
                step_s: float) -> tuple[list[StageMetrics], list[DeviceUse], list[StageResidency], int]:
     """Per stage: its time per iteration, its devices' use, its L2 residency; and the busiest stage."""
     stages: list[StageMetrics] = []
     devices: list[DeviceUse] = []
     residency: list[StageResidency] = []
-    busiest = (0.0, 0)
+    busy: list[float] = []
     for stage, tally in zip(plan.stages, record.recorder.tallies, strict=True):
         comp = kernel_s(tally) / measured
         comm = (tally.allreduce_s + tally.send_s) / measured
         idle = max(0.0, step_s - comp - comm)
         stages.append(StageMetrics(stage.index, stage.devices, comp, comm, idle))
-        busiest = max(busiest, (comp + comm, stage.index))
+        busy.append(comp + comm)
         res = record.passes.get(stage.index, plan_iteration(record)).stage_pass.residency
         residency.append(res.summary(stage.index))
         hbm, l2_bytes = _total(tally, "hbm_bytes") / measured, _total(tally, "l2_bytes") / measured
@@ -168,7 +171,9 @@ def _per_stage(plan: Plan, record: EngineRecord, measured: int,
         devices += [DeviceUse(device, stage.index, (comp + comm) / step_s, comp / step_s, comm / step_s,
                               idle / step_s, hbm, l2_bytes, l2_bytes / weight_reads if weight_reads else 0.0)
                     for device in stage.devices]
-    return stages, devices, residency, busiest[1]
+    top = max(busy)  # stages alike tie up to rounding: the first of them, whatever the summation order
+    busiest = next(s for s, b in enumerate(busy) if b >= top * (1.0 - BUSIEST_TIE))
+    return stages, devices, residency, busiest
 
 
 def plan_iteration(record: EngineRecord) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from operator import attrgetter
 
 from sim.costs.comm import CommCost, p2p_cost
 from sim.costs.model import CostModel
@@ -17,6 +18,7 @@ from topology.workload import TokenShape, Workload
 
 # Per-pass totals the engine accumulates for measured iterations (per device of the stage).
 PASS_TOTALS = ("compute_s", "weights_s", "kv_s", "activations_s", "launch_s", "flops", "hbm_bytes", "l2_bytes")
+_PASS_FIELDS = attrgetter(*PASS_TOTALS)  # one op's PASS_TOTALS fields, as a tuple
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class PassProgram:
     totals: tuple[float, ...]  # PASS_TOTALS, in order
     allreduce_count: int
     allreduce_bytes_sent: float
+    uncontended_s: float  # the whole pass when no other traffic can delay its all-reduces
+    uncontended_allreduce_s: float  # the part of it in all-reduces no compute hides
 
 
 @dataclass(frozen=True)
@@ -41,14 +45,27 @@ class Transfer:
 
 def compile_pass(stage_pass_: StagePass) -> PassProgram:
     steps = stage_pass_.steps
+    uncontended_s = uncontended_allreduce_s = 0.0
+    for step in steps:  # what StageProcess._compute adds up step by step when every hold starts at once
+        hold_s, compute_s = step.allreduce_s, step.compute_s
+        uncontended_s += max(hold_s, compute_s) if step.overlapped else hold_s + compute_s
+        uncontended_allreduce_s += max(0.0, hold_s - compute_s) if step.overlapped else hold_s
     return PassProgram(
         stage_pass=stage_pass_,
         steps=steps,
         timed_steps=tuple((step.allreduce_s, step.compute_s, step.overlapped, step) for step in steps),
-        totals=tuple(stage_pass_.total(name) for name in PASS_TOTALS),
+        totals=_totals(stage_pass_),
         allreduce_count=stage_pass_.allreduce_count,
         allreduce_bytes_sent=stage_pass_.allreduce_bytes_sent,
+        uncontended_s=uncontended_s,
+        uncontended_allreduce_s=uncontended_allreduce_s,
     )
+
+
+def _totals(stage_pass_: StagePass) -> tuple[float, ...]:
+    """PASS_TOTALS over the pass's operators (each summed in operator order, as StagePass.total does)."""
+    columns = list(zip(*map(_PASS_FIELDS, stage_pass_.ops), strict=True))
+    return tuple(float(sum(column)) for column in columns) if columns else (0.0,) * len(PASS_TOTALS)
 
 
 class PassCache:
@@ -66,7 +83,7 @@ class PassCache:
         self._named = named
         self._kinds = [self._kind(stage, cluster, named) for stage in plan.stages]
         self._programs: dict[tuple[object, ...], dict[int, PassProgram]] = {kind: {} for kind in self._kinds}
-        self._priced: PriceMemo = {}  # operator prices, shared by every pass compiled here
+        self._priced = PriceMemo()  # operator and all-reduce prices, shared by every pass compiled here
 
     @staticmethod
     def _kind(stage: Stage, cluster: Cluster, named: bool) -> tuple[object, ...]:
@@ -114,6 +131,22 @@ def boundary_time_s(transfers: tuple[Transfer, ...]) -> float:
     rank-to-rank messages reserve their hops in order (a fan-out waits on the sender's port)."""
     fabric = Fabric()
     return max((fabric.hold(t.hops, 0.0, t.cost.serialization_s) + t.cost.time_s for t in transfers), default=0.0)
+
+
+def private_stages(ports: list[tuple[Hop, ...]], transfers: list[tuple[Transfer, ...]]) -> list[bool]:
+    """Per stage: whether no other stage ever holds a hop its all-reduces or its sends hold.
+
+    Such a stage books those hops one use after another (a step ends after its all-reduce's hold;
+    a send ends ``latency`` after its last hold), so every hold starts at once: its pass runs as
+    one step of :attr:`PassProgram.uncontended_s` and its send as one of
+    :func:`boundary_time_s`, exactly (up to rounding)."""
+    owners: dict[Hop, set[int]] = {}
+    for s, (own, sends) in enumerate(zip(ports, transfers, strict=True)):
+        for hop in (*own, *(hop for t in sends for hop in t.hops)):
+            owners.setdefault(hop, set()).add(s)
+    shared = {hop for hop, who in owners.items() if len(who) > 1}
+    return [shared.isdisjoint(own) and all(shared.isdisjoint(t.hops) for t in sends)
+            for own, sends in zip(ports, transfers, strict=True)]
 
 
 def group_ports(stage: Stage, cluster: Cluster) -> tuple[Hop, ...]:

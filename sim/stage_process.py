@@ -3,8 +3,9 @@
 A :class:`Token` is one microbatch at one iteration; it circulates through the stages' inboxes
 (``simpy.Store``). A :class:`StageProcess` takes the oldest token from its inbox, runs its
 compiled pass (compute segments as timeouts; each all-reduce first holds every port of the TP
-group on the fabric), then sends the activation to the next stage over the route between them
-and puts the token in that stage's inbox. In decode the last stage sends back to stage 0 (the
+group on the fabric; a stage whose hops no other stage uses runs its pass and its send as one
+timeout each), then sends the activation to the next stage over the route between them and puts the token in that
+stage's inbox. In decode the last stage sends back to stage 0 (the
 closed loop: token t+1 of a microbatch enters only after token t left the last stage); in
 prefill the :class:`PrefillDriver` starts the next batch once every microbatch of the last one
 has left the last stage.
@@ -43,6 +44,8 @@ class StageWiring:
     index: int
     devices: tuple[str, ...]
     ports: tuple[Hop, ...]  # what an all-reduce of the group holds
+    private: bool  # no other stage holds a hop this one does: a pass and a send are one step each
+    send_s: float  # a send when nothing contends (sim.program.boundary_time_s)
     transfers: tuple[Transfer, ...]  # the messages of one send to the next stage
     inbox: simpy.Store
     forward: Callable[[Token], None]  # puts the token where it goes next
@@ -76,8 +79,14 @@ class StageProcess:
             wiring.forward(token)
 
     def _compute(self, program: PassProgram, traced: bool) -> Generator[simpy.Event, Any, None]:
-        """Each step: an optional all-reduce (holding the group's ports), then a compute segment."""
+        """Each step: an optional all-reduce (holding the group's ports), then a compute segment.
+        In a private stage nothing can delay an all-reduce, and an untraced pass is one timeout."""
         env = self.env
+        if self.wiring.private and not traced:
+            self.where = ("step", 0)
+            self.allreduce_s += program.uncontended_allreduce_s
+            yield env.timeout(program.uncontended_s)
+            return
         for index, (hold_s, compute_s, overlapped, step) in enumerate(program.timed_steps):
             self.where = ("step", index)
             wait_s = 0.0
@@ -94,6 +103,10 @@ class StageProcess:
         transfers = self.wiring.transfers
         if not transfers:
             return 0.0
+        if self.wiring.private and not traced:  # nothing else holds these hops
+            self.where = ("send",)
+            yield self.env.timeout(self.wiring.send_s)
+            return self.wiring.send_s
         now = end = self.env.now
         for transfer in transfers:
             start = self.fabric.hold(transfer.hops, now, transfer.cost.serialization_s)

@@ -12,7 +12,9 @@ needs the reduced tensor) or overlapped (it does not); the step lasts ``hold + c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import cache
+from itertools import repeat
 
 from sim.costs.comm import CommCost, allreduce_cost
 from sim.costs.kernels import OpCost, op_cost, overlap_eager_launches
@@ -137,7 +139,19 @@ def stage_ops(model: ModelSpec, stage: Stage) -> tuple[list[Op], dict[str, tuple
     return stage_graph_ops(model, stage.layers, stage.tp_degree)
 
 
-PriceMemo = dict[tuple[object, ...], OpCost]
+@dataclass
+class PriceMemo:
+    """Prices already worked out under one cost model, shared by the passes compiled with it:
+    operators by shape (another layer's, or another context length's where only attention reads
+    the context) and all-reduces by bytes and group (they never depend on the context)."""
+
+    ops: dict[tuple[object, ...], OpCost] = field(default_factory=dict)
+    allreduces: dict[tuple[int, tuple[str, ...]], CommCost] = field(default_factory=dict)
+    # compute runs without attention, by (id of the run in its pass_layout, tokens, L2 hit fraction, named):
+    # the same at every context length (pass_layout keeps the runs alive, so the ids stay theirs)
+    runs: dict[tuple[int, int, float, bool], Segment] = field(default_factory=dict)
+    # activation bytes of a stage's operators (by id of stage_graph_ops' memoized list, tokens)
+    activations: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
 def _priced(op: Op, shape: TokenShape, cost: CostModel, hit_fraction: float, priced: PriceMemo,
@@ -147,41 +161,54 @@ def _priced(op: Op, shape: TokenShape, cost: CostModel, hit_fraction: float, pri
     reads = shape if op.kind == "attention" else shape.tokens
     key = (op.kind, op.dtype_bytes, op.in_features, op.out_features, op.width, op.heads, op.kv_heads, op.head_dim,
            op.gated, op.terms, reads, hit_fraction)
-    known = priced.get(key)
+    known = priced.ops.get(key)
     if known is None:
-        known = priced[key] = op_cost(op, shape, cost, hit_fraction)
+        known = priced.ops[key] = op_cost(op, shape, cost, hit_fraction)
     return known if not named or known.name == op.name else replace(known, name=op.name)
 
 
 def stage_residency(stage: Stage, ops: list[Op], shape: TokenShape, cluster: Cluster, cost: CostModel,
-                    sram_counted: bool) -> Residency:
+                    sram_counted: bool, priced: PriceMemo | None = None) -> Residency:
     weights = stage.footprint.weights_bytes
-    streamed = sum(op_activation_bytes(op, shape) + op_kv_read_bytes(op, shape) + op_kv_write_bytes(op, shape)
-                   for op in ops)
+    key = (id(ops), shape.tokens)  # activations depend on the tokens only, not on the context
+    activations = priced.activations.get(key) if priced is not None else None
+    if activations is None:
+        activations = sum(map(op_activation_bytes, ops, repeat(shape)))
+        if priced is not None:
+            priced.activations[key] = activations
+    kv_ops = [op for op in ops if op.kind == "attention"]  # the only ops with KV traffic (exact: integers)
+    streamed = activations + sum(op_kv_read_bytes(op, shape) + op_kv_write_bytes(op, shape) for op in kv_ops)
     capacity = residency_capacity_bytes(cost.params.l2_usable_bytes, cluster.gpu.sram_bytes, sram_counted)
     return residency(weights, streamed, capacity, sram_counted)
 
 
-def stage_pass(model: ModelSpec, stage: Stage, shape: TokenShape, cluster: Cluster, cost: CostModel,
-               sram_counted: bool = False, priced: PriceMemo | None = None, named: bool = True) -> StagePass:
-    """One microbatch pass of ``stage`` (``sram_counted``: the plan's cache-fit counted shared memory;
-    ``priced``: a memo of operator prices to share between passes of one cost model; ``named``
-    False: alike kernels of different layers share one price record, named after the first)."""
-    ops, inputs = stage_ops(model, stage)
-    res = stage_residency(stage, ops, shape, cluster, cost, sram_counted)
-    segments: list[Segment] = []
-    pending: list[OpCost] = []
-    priced = {} if priced is None else priced  # every layer repeats the same kernels: price each once
+def _compute_segment(part: tuple[Op, ...], overlaps: bool, shape: TokenShape, cost: CostModel, hit_fraction: float,
+                     priced: PriceMemo, named: bool) -> Segment:
+    pending = [_priced(op, shape, cost, hit_fraction, priced, named) for op in part]
+    label = pending[0].name if len(pending) == 1 else f"{pending[0].name}..{pending[-1].name}"
+    kernels = tuple(pending) if cost.cuda_graphs else overlap_eager_launches(pending, cost.launch_overhead_s)
+    return Segment(COMPUTE, label, sum(o.time_s for o in kernels), kernels, overlaps_collective=overlaps)
+
+
+LayoutPart = tuple[str, tuple[Op, ...], bool]  # (COMPUTE or ALLREDUCE, its operators, overlaps the all-reduce before)
+
+
+@cache
+def pass_layout(model: ModelSpec, layers: range, tp_degree: int) -> tuple[LayoutPart, ...]:
+    """A stage's operators cut into segments, whatever the token shape: compute runs, each
+    all-reduce alone, and whether a compute run is independent of the all-reduce before it (it
+    needs neither that all-reduce's output nor anything computed from it). Memoized: a growing
+    context re-prices the same layout at every length."""
+    ops, inputs = stage_graph_ops(model, layers, tp_degree)
+    parts: list[LayoutPart] = []
+    pending: list[Op] = []
     collective: str | None = None  # the last all-reduce, while no compute has waited for it
     waits: set[str] = set()  # ops that need that all-reduce (directly or through another op)
-    independent = False  # the open compute segment runs beside that all-reduce
+    independent = False  # the open compute run goes beside that all-reduce
 
     def close_compute() -> None:
         if pending:
-            label = pending[0].name if len(pending) == 1 else f"{pending[0].name}..{pending[-1].name}"
-            kernels = tuple(pending) if cost.cuda_graphs else overlap_eager_launches(pending, cost.launch_overhead_s)
-            segments.append(Segment(COMPUTE, label, sum(o.time_s for o in kernels), kernels,
-                                    overlaps_collective=independent))
+            parts.append((COMPUTE, tuple(pending), independent))
             pending.clear()
 
     for op in ops:
@@ -190,14 +217,40 @@ def stage_pass(model: ModelSpec, stage: Stage, shape: TokenShape, cluster: Clust
             waits.add(op.name)
         if op.kind == "allreduce":
             close_compute()
-            comm = allreduce_cost(op_comm_bytes(op, shape), stage.devices, cluster, cost)
-            segments.append(Segment(ALLREDUCE, op.name, comm.time_s, comm=comm))
+            parts.append((ALLREDUCE, (op,), False))
             collective, waits, independent = op.name, set(), True
             continue
         if needs_collective and independent:  # the first op that waits: what follows runs after the all-reduce
             close_compute()
             independent = False
-        pending.append(_priced(op, shape, cost, res.hit_fraction, priced, named))
+        pending.append(op)
     close_compute()
+    return tuple(parts)
+
+
+def stage_pass(model: ModelSpec, stage: Stage, shape: TokenShape, cluster: Cluster, cost: CostModel,
+               sram_counted: bool = False, priced: PriceMemo | None = None, named: bool = True) -> StagePass:
+    """One microbatch pass of ``stage`` (``sram_counted``: the plan's cache-fit counted shared memory;
+    ``priced``: a memo of operator prices to share between passes of one cost model; ``named``
+    False: alike kernels of different layers share one price record, named after the first)."""
+    ops, _ = stage_ops(model, stage)
+    priced = PriceMemo() if priced is None else priced  # every layer repeats the same kernels: price each once
+    res = stage_residency(stage, ops, shape, cluster, cost, sram_counted, priced)
+    segments: list[Segment] = []
+    for kind, part, overlaps in pass_layout(model, stage.layers, stage.tp_degree):
+        if kind == ALLREDUCE:
+            key = (op_comm_bytes(part[0], shape), stage.devices)
+            comm = priced.allreduces.get(key)
+            if comm is None:
+                comm = priced.allreduces[key] = allreduce_cost(*key, cluster, cost)
+            segments.append(Segment(ALLREDUCE, part[0].name, comm.time_s, comm=comm))
+            continue
+        run_key = (id(part), shape.tokens, res.hit_fraction, named)
+        segment = priced.runs.get(run_key)
+        if segment is None:
+            segment = _compute_segment(part, overlaps, shape, cost, res.hit_fraction, priced, named)
+            if all(op.kind != "attention" for op in part):
+                priced.runs[run_key] = segment
+        segments.append(segment)
     output_bytes = shape.tokens * model.hidden_size * model.dtype_bytes
     return StagePass(stage=stage.index, segments=tuple(segments), residency=res, output_bytes=output_bytes)
