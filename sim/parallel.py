@@ -23,9 +23,10 @@ def _ignore_interrupts() -> None:
 
 
 def map_parallel(fn: Callable[[T], R], items: Sequence[T], jobs: int,
-                 on_done: Callable[[int, int], None] | None = None) -> list[R]:
+                 on_done: Callable[[int, int], None] | None = None, chunksize: int = 1) -> list[R]:
     """``[fn(item) for item in items]`` over ``jobs`` processes (in input order); ``on_done(done, total)``
-    after each item, in completion order. ``fn`` must be a module-level function."""
+    after each item, in completion order. ``fn`` must be a module-level function. ``chunksize``
+    neighbouring items go to one worker together (items that share a worker's memos)."""
     total = len(items)
     results: list[R | None] = [None] * total
     workers = max(1, min(jobs, total))
@@ -37,7 +38,8 @@ def map_parallel(fn: Callable[[T], R], items: Sequence[T], jobs: int,
         return results  # type: ignore[return-value]
     context = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
     with context.Pool(workers, initializer=_ignore_interrupts) as pool:
-        for done, (index, result) in enumerate(pool.imap_unordered(_indexed, [(fn, i, x) for i, x in enumerate(items)]),
+        for done, (index, result) in enumerate(pool.imap_unordered(_indexed, [(fn, i, x) for i, x in enumerate(items)],
+                                                                   chunksize),
                                                start=1):
             results[index] = result
             if on_done is not None:

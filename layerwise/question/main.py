@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import replace
 
-from layerwise.question.cases import EXPERIMENT, MODELS, CaseResult, Job, main_cases, run_case
+from layerwise.question.cases import CLUSTERS, EXPERIMENT, MODELS, CaseResult, Job, main_cases, run_case
 from layerwise.question.table import render_case
 from layerwise.question.verdict import verdict
 from sim.parallel import map_parallel
@@ -38,7 +38,9 @@ def run_main_job(profile: HardwareProfile | None, profile_label: str, overrides:
         print(f"[main job] {done}/{total} cases searched ({time.perf_counter() - started:.1f} s)", file=sys.stderr,
               flush=True)
 
-    results = map_parallel(run_case, jobs_list, jobs, progress)
+    # one model's cases on one worker: they share its layer graphs and priced operators
+    chunk = len(CLUSTERS) if jobs < len(cases) else 1
+    results = map_parallel(run_case, jobs_list, jobs, progress, chunksize=chunk)
     estimator = "the closed-form twin only (--analytic)" if twin_only else "event simulation of every plan shown"
     changed = f" with --set {' '.join(overrides)} (so the paper's figures are not shown)" if overrides else ""
     header = (f"The seed's question{changed}: which plan is fastest for {MODELS[0]} (and {MODELS[1]}) on 16 x H100, "

@@ -28,6 +28,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from sim.costs.model import CostModel
 from sim.params import SimParams
 from topology.ops import (
@@ -103,19 +105,38 @@ def attention_roofline_s(
                hbm_time_s(kv_read, kv_write + act, params))
 
 
+@dataclass(frozen=True)
+class LogPoints:
+    """Measured shapes as arrays: the log of each dimension (one row per shape) and measured / roofline."""
+
+    log_dims: np.ndarray
+    ratios: np.ndarray
+
+    @staticmethod
+    def of(points: Sequence[tuple[Sequence[int], float]]) -> LogPoints:
+        return LogPoints(np.array([_log_dims(dims) for dims, _ in points], dtype=float),
+                         np.array([ratio for _, ratio in points], dtype=float))
+
+
+def _log_dims(dims: Sequence[int]) -> tuple[float, ...]:
+    return tuple(math.log(max(d, 1)) for d in dims)
+
+
 def measured_ratio(query: Sequence[int], points: Sequence[tuple[Sequence[int], float]]) -> float | None:
     """Inverse log-distance weighted ratio of the two measured shapes nearest to ``query``."""
-    if not points:
+    return _nearest_ratio(_log_dims(query), LogPoints.of(points)) if points else None
+
+
+def _nearest_ratio(log_query: tuple[float, ...], points: LogPoints) -> float | None:
+    if not len(points.ratios):
         return None
-    scored = []
-    for dims, ratio in points:
-        distance = math.sqrt(sum((math.log(max(a, 1)) - math.log(max(b, 1))) ** 2
-                                 for a, b in zip(query, dims, strict=True)))
-        if distance == 0.0:
-            return ratio
-        scored.append((distance, ratio))
-    scored.sort()
-    nearest = scored[:2]
+    distances = np.sqrt(((points.log_dims - np.array(log_query)) ** 2).sum(axis=1))
+    order = np.lexsort((points.ratios, distances))  # nearest first; equal distances: smaller ratio first
+    first = order[0]
+    if distances[first] == 0.0:
+        exact = np.flatnonzero(distances == 0.0)[0]  # the first measured shape equal to the query
+        return float(points.ratios[exact])
+    nearest = [(float(distances[i]), float(points.ratios[i])) for i in order[:2]]
     weights = [1.0 / d for d, _ in nearest]
     return sum(w * r for w, (_, r) in zip(weights, nearest, strict=True)) / sum(weights)
 
@@ -136,7 +157,11 @@ def _measured_scale(op: Op, shape: TokenShape, cost: CostModel) -> float:
     key = (op.kind, op.dtype_bytes, query)
     scale = cost.measured_scales.get(key)
     if scale is None:
-        ratio = measured_ratio(query, _measured_points(op.kind, op.dtype_bytes, cost))
+        points = cost.measured_points.get((op.kind, op.dtype_bytes))
+        if points is None:
+            points = cost.measured_points[(op.kind, op.dtype_bytes)] = LogPoints.of(
+                _measured_points(op.kind, op.dtype_bytes, cost))
+        ratio = _nearest_ratio(_log_dims(query), points)
         scale = cost.measured_scales[key] = 1.0 if ratio is None else ratio
     return scale
 

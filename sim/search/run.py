@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from sim.api import analytic_estimate, simulate_plan
 from sim.costs.model import CostModel, build_cost_model
+from sim.costs.stage import PriceMemo
 from sim.parallel import map_parallel
 from sim.search.dp import Geometry, Scored, k_best_layouts, score_layout
 from sim.search.families import FAMILIES, family_tp_choices, tp_pp_layouts
@@ -95,7 +96,8 @@ class _Context:
         self.geometry = Geometry(model.num_layers, cluster.gpus_per_node, self.max_gpus,
                                  family_tp_choices(options.family, model, cluster), workload.phase)
         counts = (options.microbatches,) if options.microbatches else microbatch_choices(workload)
-        self.tables = {m: StageTable(model, cluster, workload, self.cost, m) for m in counts}
+        priced = PriceMemo()  # operator prices do not depend on the microbatch count's table
+        self.tables = {m: StageTable(model, cluster, workload, self.cost, m, priced) for m in counts}
         self.regime = regime_of(workload.phase, workload.cuda_graphs)
         self.band = band_for_cluster(profile, cluster, self.regime)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from sim.analytic import analytic_shapes
 from sim.costs.model import CostModel
-from sim.costs.stage import stage_pass
+from sim.costs.stage import PriceMemo, stage_pass
 from sim.program import boundary_time_s, boundary_transfers
 from topology.cluster import Cluster
 from topology.footprint import stage_footprint
@@ -34,6 +34,7 @@ class StageTable:
     workload: Workload
     cost: CostModel
     microbatches: int
+    priced: PriceMemo = field(default_factory=PriceMemo)  # share one between tables of one cost model
     _pass_s: dict[tuple[int, int], float | None] = field(default_factory=dict)
     _send_s: dict[tuple[int, int, bool], float] = field(default_factory=dict)
 
@@ -51,7 +52,8 @@ class StageTable:
             if stage.footprint.total_bytes > self.cluster.gpu.hbm_capacity_bytes:
                 self._pass_s[key] = None
             else:
-                passes = [stage_pass(self.model, stage, shape, self.cluster, self.cost)
+                passes = [stage_pass(self.model, stage, shape, self.cluster, self.cost, priced=self.priced,
+                                     named=False)
                           for shape in analytic_shapes(self.workload, self.microbatches)]
                 self._pass_s[key] = sum(p.duration_s for p in passes) / len(passes)
         return self._pass_s[key]

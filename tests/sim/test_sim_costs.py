@@ -145,8 +145,8 @@ def test_measured_scales_are_memoized_per_shape_and_match_a_fresh_model(monkeypa
     op = _gemm(4096, 4096)
     expected = [op_cost(op, shape, build_cost_model(H100, profile, cuda_graphs=True), 0.0) for shape in shapes]
     calls: list[object] = []
-    real = kernels.measured_ratio
-    monkeypatch.setattr(kernels, "measured_ratio", lambda q, p: calls.append(q) or real(q, p))
+    real = kernels._nearest_ratio
+    monkeypatch.setattr(kernels, "_nearest_ratio", lambda q, p: calls.append(q) or real(q, p))
     shared = build_cost_model(H100, profile, cuda_graphs=True)
     assert [op_cost(op, s, shared, 0.0) for s in shapes * 2] == expected * 2
     assert len(calls) == 2  # one per GEMM shape (tokens, out, in); the context does not change a GEMM
