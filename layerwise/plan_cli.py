@@ -14,6 +14,7 @@ from topology.experiment import Experiment, build_plan, experiment_from_dict, lo
 from topology.format import format_bytes, render_table
 from topology.partition import PARTITIONERS
 from topology.plan import Plan
+from topology.profile import load_profile
 from topology.workload import check_positive_int
 
 DEFAULT_EXPERIMENT = "seed-16xh100"
@@ -98,10 +99,12 @@ def _fit_cell(num_bytes: int, capacity: int) -> str:
 
 def _optimizer(experiment: Experiment, plan_name: str, args: dict[str, Any]) -> Plan:
     """``--partitioner optimal``: the plan search's answer (the simulator scores the plans)."""
-    from sim.search.partitioner import optimal_plan
+    from sim.search.partitioner import checked_options, optimal_plan
 
+    checked_options(experiment, plan_name, args)  # bad input: one line, before the progress line
+    profile = load_profile(experiment.profile_path) if experiment.profile_path else None
     print(f"(partitioner optimal: searching the plans of {experiment.name} with the simulator...)", file=sys.stderr)
-    return optimal_plan(experiment, plan_name, args)
+    return optimal_plan(experiment, plan_name, args, profile)
 
 
 def render_plan(name: str, plan: Plan) -> str:

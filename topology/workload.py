@@ -28,6 +28,9 @@ class TokenShape:
         return self.batch * self.new_tokens
 
 
+MAX_SEED = 2**63  # torch.Generator.manual_seed takes a signed 64-bit seed
+
+
 @dataclass(frozen=True)
 class Workload:
     """One experiment's workload.
@@ -61,6 +64,8 @@ class Workload:
             check_positive_int(f"workload.{key}", getattr(self, key))
         if isinstance(self.warmup_iters, bool) or not isinstance(self.warmup_iters, int) or self.warmup_iters < 0:
             raise LayerwiseError("workload.warmup_iters", f"must be an integer >= 0, got {self.warmup_iters!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < MAX_SEED:
+            raise LayerwiseError("workload.seed", f"must be an integer from 0 to 2**63 - 1, got {self.seed!r}")
 
     @property
     def iterations(self) -> int:

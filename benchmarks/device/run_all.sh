@@ -5,11 +5,13 @@
 #           (llama3-8b-shaped) decode entries, and confirm a plan search on this GPU (layerwise search --confirm)
 #   part 2: the executor's cross-shape benchmark against a minimal reference (issue 15) and, on an H100,
 #           the signal-handling check of layerwise run (issue 13)
-# Usage (repo root, on the device): LAYERWISE_GIT_COMMIT=<sha> OUT=<dir> bash benchmarks/device/run_all.sh 1|2
+#   part 3: a later lease: the single-GPU decode entries with CUDA graphs and the plan search's confirm, at
+#           this commit (set beside the fitted lease with layerwise validate --compare-leases; never fitted)
+# Usage (repo root, on the device): LAYERWISE_GIT_COMMIT=<sha> OUT=<dir> bash benchmarks/device/run_all.sh 1|2|3
 # simpy is not on the device image: carry its wheel in .whl/ (the search in part 1 needs it).
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
-part=${1:?usage: bash benchmarks/device/run_all.sh 1|2}
+part=${1:?usage: bash benchmarks/device/run_all.sh 1|2|3}
 OUT=${OUT:-/tmp/layerwise-out}
 work=$(mktemp -d)
 mkdir -p "$OUT"
@@ -48,6 +50,17 @@ if [ "$part" = 1 ]; then
     || echo "search rc=$?"
   mkdir -p /tmp/layerwise-state && cp "$work/profiles/$tag.json" /tmp/layerwise-state/profile.json 2>/dev/null
   tar -C "$work" -czf "$OUT/measured-$tag.tar.gz" profiles hardware confirm $(cd "$work" && ls graph-collectives-*.json 2>/dev/null)
+elif [ "$part" = 3 ]; then
+  mkdir -p "$work/hardware" "$work/confirm"
+  step "executor suite: decode entries with CUDA graphs (a later lease)"
+  timeout 300 python3 -m executor.suite executor/suites/gpu-single.yaml --out "$work/hardware/$tag-lease3" \
+    --only '^(seed16|seed8|small)-b[0-9]+-c[0-9]+-mb[0-9]+-graph$' --set "cluster=$tag" || echo "suite rc=$?"
+  step "plan search on this GPU, top 3 run for real (layerwise search --confirm)"
+  profile=h100-sxm; [ "$gpu" = h200 ] && profile=h200-sxm
+  timeout 150 python3 -m layerwise search small-h100x1 --set "cluster=$tag" --profile "$profile" --top 5 \
+    --confirm 3 --confirm-out "$work/confirm" --json "$work/confirm/search.json" --no-plot --jobs 4 \
+    || echo "search rc=$?"
+  tar -C "$work" -czf "$OUT/lease3-$tag.tar.gz" hardware confirm
 else
   step "executor cross-shape benchmark (issue 15)"
   profile=""  # part 1's calibration of this machine, if this is still the machine part 1 ran on

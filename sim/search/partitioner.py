@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from sim.search.result import SearchOptions
-from sim.search.run import search_plans
+from sim.search.run import check_options, search_plans
+from topology.errors import LayerwiseError
 from topology.experiment import Experiment
 from topology.plan import Plan
 from topology.profile import HardwareProfile
@@ -24,8 +25,24 @@ def options_of(args: dict[str, Any]) -> SearchOptions:
                          family=str(args.get("family", "all")), microbatches=args.get("microbatches"))
 
 
+# the search's command-line flags, as the experiment file's argument names
+ARG_OF_FLAG = {"--gpus": "gpus", "--microbatches": "microbatches", "--max-tpot-ms": "max_tpot_ms",
+               "--max-ttft-ms": "max_ttft_ms", "--family": "family", "--top": "top"}
+
+
+def checked_options(experiment: Experiment, plan_name: str, args: dict[str, Any]) -> SearchOptions:
+    """The search options of ``plans.NAME``, checked before any work; a bad one is named as the
+    file names it (``plans.best.microbatches: 16 does not divide batch_size=8``)."""
+    options = options_of(args)
+    try:
+        check_options(experiment, options)
+    except LayerwiseError as exc:
+        raise LayerwiseError(f"plans.{plan_name}.{ARG_OF_FLAG.get(exc.field, exc.field)}", exc.message) from None
+    return options
+
+
 def optimal_plan(experiment: Experiment, plan_name: str, args: dict[str, Any],
                  profile: HardwareProfile | None = None, force_profile: bool = False) -> Plan:
-    """The event simulation's fastest plan of the search (``plan_name`` only names it in errors)."""
-    del plan_name
-    return search_plans(experiment, profile, options_of(args), force_profile=force_profile).best.plan
+    """The event simulation's fastest plan of the search."""
+    options = checked_options(experiment, plan_name, args)
+    return search_plans(experiment, profile, options, force_profile=force_profile).best.plan

@@ -27,7 +27,7 @@ from topology.errors import LayerwiseError
 from topology.experiment import Experiment, build_plan
 from topology.partition.space import Layout, count_layouts, layout_of_plan, microbatch_choices, plan_of_layout
 from topology.plan import Plan
-from topology.profile import HardwareProfile, band_for_cluster, check_profile_for_cluster
+from topology.profile import HardwareProfile, band_for_cluster, check_profile_for_cluster, load_profile
 from topology.results import RunResult
 
 OPTIMAL = "optimal"  # the partitioner name of every plan the search returns
@@ -170,11 +170,14 @@ def _within_limits(candidate: Candidate, options: SearchOptions) -> bool:
 def search_plans(experiment: Experiment, profile: HardwareProfile | None = None,
                  options: SearchOptions | None = None, jobs: int = 1,
                  progress: Progress | None = None, force_profile: bool = False) -> SearchResult:
-    """Search the experiment's space; see the module docstring. A profile of another GPU than the
-    cluster's is refused unless ``force_profile``."""
+    """Search the experiment's space; see the module docstring. Without ``profile``, the one the
+    experiment names (if any) prices every plan, the twin's and the events' alike. A profile of
+    another GPU than the cluster's is refused unless ``force_profile``."""
     started = time.perf_counter()
     options = options or SearchOptions()
     check_options(experiment, options)
+    if profile is None and experiment.profile_path:
+        profile = load_profile(experiment.profile_path)
     if profile is not None:
         check_profile_for_cluster(profile, experiment.cluster, force_profile)
     say = progress or (lambda message: None)

@@ -107,3 +107,24 @@ def test_closed_pipe_is_quiet() -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, err
     assert err == ""
+
+
+def test_a_bad_optimal_argument_is_one_line_named_as_the_file_names_it(tmp_path, capsys) -> None:
+    """Found by the input fuzz: the search's progress line came before the error, and the error
+    named the command-line flag (--microbatches) instead of the file's field."""
+    from layerwise.cli import main
+
+    experiment = tmp_path / "e.yaml"
+    experiment.write_text(
+        "name: e\nmodel: tiny-test\n"
+        "cluster: {name: cpu4, nodes: 1, gpus_per_node: 4, gpu: h100-sxm, intra_node_link: nvlink4}\n"
+        "workload: {phase: decode, batch_size: 8, context_len: 16, warmup_iters: 1, measured_iters: 3}\n"
+        "plans: {best: {partitioner: optimal, microbatches: 16}}\n", encoding="utf-8")
+    assert main(["plan", str(experiment)]) == 2
+    err = capsys.readouterr().err
+    assert err == "layerwise plan: error: plans.best.microbatches: 16 does not divide batch_size=8\n"
+    text = experiment.read_text().replace("microbatches: 16", "microbatches: 2")
+    experiment.write_text(text + "profile: gone.json\n")
+    assert main(["plan", str(experiment)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("layerwise plan: error: profile: ")

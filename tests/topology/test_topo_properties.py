@@ -182,7 +182,7 @@ def test_min_max_bytes_is_never_worse(model: ModelSpec, cluster: Cluster, worklo
 MODEL_BASE: dict[str, Any] = {"num_layers": 2, "hidden_size": 64, "num_heads": 4, "num_kv_heads": 2,
                               "head_dim": 16, "mlp_hidden_size": 128, "gated_mlp": True, "dtype_bytes": 2}
 WORKLOAD_BASE: dict[str, Any] = {"phase": "decode", "batch_size": 4, "prompt_len": 8, "context_len": 8,
-                                 "warmup_iters": 0, "measured_iters": 1}
+                                 "warmup_iters": 0, "measured_iters": 1, "seed": 0}
 BAD_VALUES = st.sampled_from([0, -3, "x", 2.5, None, True, [1]])
 
 
@@ -199,8 +199,15 @@ def test_invalid_model_field_is_named(key: str, value: Any) -> None:
 @SETTINGS
 @given(key=st.sampled_from(sorted(WORKLOAD_BASE)), value=BAD_VALUES)
 def test_invalid_workload_field_is_named(key: str, value: Any) -> None:
-    if key == "warmup_iters" and value == 0:
-        return  # zero warm-up iterations is valid
+    if key in ("warmup_iters", "seed") and value == 0 and not isinstance(value, bool):
+        return  # zero warm-up iterations, and seed 0, are valid
     with pytest.raises(LayerwiseError) as info:
         workload_from_dict({**WORKLOAD_BASE, key: value})
     assert info.value.field == f"workload.{key}"
+
+
+def test_the_seed_is_a_signed_64_bit_integer() -> None:
+    assert workload_from_dict({**WORKLOAD_BASE, "seed": 2**63 - 1}).seed == 2**63 - 1
+    for bad in (2**63, {"a": 1}, [1, 2]):  # [1, 2] and {a: 1} once crashed the simulator (unhashable)
+        with pytest.raises(LayerwiseError, match=r"^workload\.seed: must be an integer from 0 to 2\*\*63 - 1"):
+            workload_from_dict({**WORKLOAD_BASE, "seed": bad})
