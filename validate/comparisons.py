@@ -26,11 +26,18 @@ def measured_comparisons(outcomes: tuple[Outcome, ...]) -> tuple[PlanComparison,
     )
 
 
+SAME_STEP = 1e-6  # relative: simulated steps this close are the same prediction
+
+
 def explain_difference(winner: Outcome, loser: Outcome) -> str:
-    """Which simulated cause accounts for most of the step-time gap between two plans."""
+    """Which simulated cause accounts for most of the step-time gap between two plans (or that the
+    simulator predicts the same step for both: the measured gap is then not the plan's)."""
     longer = loser.measured_step_time_s / winner.measured_step_time_s - 1.0
     text = (f"On hardware `{winner.measurement.key}` ({winner.measurement.plan.describe()}) has the shortest step; "
             f"`{loser.measurement.key}` ({loser.measurement.plan.describe()}) takes {100 * longer:.1f}% longer")
+    if abs(loser.final.step_time_s - winner.final.step_time_s) <= SAME_STEP * winner.final.step_time_s:
+        return text + ("; the fitted simulator predicts the same step for both, so the gap is run-to-run "
+                       "variation (or something the plan does not describe), not a cause it models.")
     a, b = winner.final.breakdown_s, loser.final.breakdown_s
     causes = sorted(set(a) | set(b), key=lambda k: abs(b.get(k, 0.0) - a.get(k, 0.0)), reverse=True)
     if not causes:

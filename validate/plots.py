@@ -171,17 +171,21 @@ def extrapolation_png(labels: list[str], tokens_per_s: list[float], error_fracti
                       claims: list[float | None]) -> bytes:
     """Predicted tokens/s (error bar: each prediction's own band, none where it has none) beside the
     experiment files' claims; the legend sits above the axes so it covers no bar."""
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(labels) + 2), 4.6))
-    positions = range(len(labels))
-    errors = [t * e for t, e in zip(tokens_per_s, error_fractions, strict=True)]
-    ax.bar([p - 0.2 for p in positions], tokens_per_s, 0.4, yerr=errors, capsize=4, color="tab:blue",
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 * len(labels) + 2), 4.8))
+    positions = list(range(len(labels)))
+    ax.bar([p - 0.2 for p in positions], tokens_per_s, 0.4, color="tab:blue",
            label="calibrated simulator (error bar: held-out band of its regime)")
+    banded = [(p, t, t * e) for p, t, e in zip(positions, tokens_per_s, error_fractions, strict=True) if e > 0]
+    if banded:  # no bar at all where a prediction has no band (not a zero-length one)
+        ax.errorbar([p - 0.2 for p, _, _ in banded], [t for _, t, _ in banded], yerr=[e for _, _, e in banded],
+                    fmt="none", ecolor="black", capsize=4)
     claimed = [c if c is not None else 0.0 for c in claims]
     ax.bar([p + 0.2 for p in positions], claimed, 0.4, color="tab:red", alpha=0.7, label="claimed (experiment file)")
-    ax.set_xticks(list(positions))
-    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_xticks(positions)
+    ax.set_xticklabels(labels, fontsize=7, rotation=20, ha="right")
     ax.set_ylabel("tokens/s")
     ax.set_title("Beyond the measured scale: predicted vs claimed", pad=28)
     ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
     return _png(fig)

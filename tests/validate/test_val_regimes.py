@@ -159,3 +159,16 @@ def test_a_prediction_carries_its_own_regime_band_and_names_what_no_run_measured
     prefill_only = tuple(b for b in bands if b.regime == "prefill")  # a decode prediction never borrows it
     text, _ = prediction_band(_seed_prediction("H100-SXM5-80GB", ("kernels",)), prefill_only, "H100-SXM5-80GB")
     assert text == "no validation band; unvalidated: kernels"
+
+
+def test_the_gap_between_plans_is_explained_only_where_the_simulator_sees_one(
+        stand_in_measurements: list[Measurement]) -> None:
+    from validate.comparisons import explain_difference
+
+    slow, fast = _outcomes(stand_in_measurements[:2], [2e-3, 1e-3])
+    winner, loser = (slow, fast) if slow.measured_step_time_s < fast.measured_step_time_s else (fast, slow)
+    text = explain_difference(winner, loser)
+    assert "the largest difference is **kv_cache**" in text  # 1 ms of KV reads apart
+    same = _outcomes(stand_in_measurements[:2], [1e-3, 1e-3 * (1 + 1e-9)])  # rounding apart: no cause
+    text = explain_difference(*sorted(same, key=lambda o: o.measured_step_time_s))
+    assert "predicts the same step for both" in text and "largest difference" not in text
