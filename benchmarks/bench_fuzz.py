@@ -25,20 +25,13 @@ sys.path.insert(0, str(REPO / "tests" / "fuzz"))
 sys.path.insert(0, str(REPO))
 
 from fuzz_cases import ACCEPTED, Case, Outcome, cases, run_case  # noqa: E402
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
 
 from topology.atomic_io import check_output_file, write_text_atomic  # noqa: E402
 
 VIOLATIONS_SHOWN = 20
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run(examples: int, bound_s: float) -> tuple[Counter[tuple[str, str]], list[tuple[Case, Outcome]], float]:

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_model  # benchmarks/machine.py (the script's folder is on sys.path)
+
 CASES = {
     "seed-16xh100": (["seed-16xh100"], "<= 10 s"),
     "seed-16xh100-nvl16": (["seed-16xh100", "--set", "cluster=seed-16xh100-nvl16"], "<= 10 s"),
@@ -36,13 +38,6 @@ def run_once(args: list[str], out: Path) -> float:
     return time.perf_counter() - started
 
 
-def cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

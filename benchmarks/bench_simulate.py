@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_model  # benchmarks/machine.py (the script's folder is on sys.path)
+
 from topology.results import Metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,13 +133,6 @@ def measure_baseline(commit: str) -> dict[str, object]:
     return {"wall_s": figures["process_wall_s"], "commit": commit}
 
 
-def cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from topology.cluster import Cluster
-from topology.errors import LayerwiseError
+from topology.errors import LayerwiseError, reading
 from topology.plan import Plan
 
 REGIMES = ("decode-graph", "decode-eager", "prefill")
@@ -69,19 +69,13 @@ class RegimeError:
 
 
 def regime_error_from_dict(raw: dict[str, Any]) -> RegimeError:
-    try:
+    with reading("validation"):
         return RegimeError(
             regime=str(raw["regime"]), gpu=str(raw["gpu"]), runs=int(raw["runs"]),
             configurations=int(raw["configurations"]), mape=float(raw["mape"]), worst=float(raw["worst"]),
             components=tuple(str(c) for c in raw["components"]), hosts=int(raw.get("hosts", 1)),
             source=str(raw.get("source", "")),
         )
-    except KeyError as exc:
-        raise LayerwiseError("validation", f"missing field {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, LayerwiseError):
-            raise
-        raise LayerwiseError("validation", f"malformed ({exc})") from None
 
 
 def band_for(validation: tuple[RegimeError, ...], regime: str) -> RegimeError | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from topology.errors import LayerwiseError
+from topology.errors import LayerwiseError, reading
 from topology.footprint import Footprint
 from topology.model import ModelSpec, model_from_dict, tp_degree_problem
 
@@ -193,7 +193,7 @@ def plan_from_dict(raw: dict[str, Any]) -> Plan:
     """Rebuild (and so re-validate) a Plan from its JSON form."""
     if not isinstance(raw, dict):
         raise LayerwiseError("plan", f"must be a JSON object, got {type(raw).__name__}")
-    try:
+    with reading("plan"):
         version = raw.get("schema_version")
         if version not in READABLE_PLAN_VERSIONS:
             raise LayerwiseError("plan.schema_version",
@@ -224,12 +224,6 @@ def plan_from_dict(raw: dict[str, Any]) -> Plan:
             notes=tuple(raw.get("notes", ())),
             schema_version=PLAN_SCHEMA_VERSION,  # a version 1 file reads as version 2 (its residences dropped)
         )
-    except KeyError as exc:
-        raise LayerwiseError("plan", f"missing field {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, LayerwiseError):
-            raise
-        raise LayerwiseError("plan", f"malformed ({exc})") from None
 
 
 def load_plan_json(path: str | Path) -> Plan:

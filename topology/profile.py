@@ -18,7 +18,7 @@ from topology.accuracy import RegimeError, band_for, regime_error_from_dict
 from topology.atomic_io import write_json_atomic
 from topology.cluster import Cluster
 from topology.datafile import data_dir, load_json_file
-from topology.errors import LayerwiseError
+from topology.errors import LayerwiseError, reading
 from topology.hardware import gpu_names, gpu_preset_for_device, load_gpu
 
 PROFILE_SCHEMA_VERSION = 1
@@ -108,7 +108,7 @@ def profile_from_dict(raw: dict[str, Any]) -> HardwareProfile:
             "profile.schema_version",
             f"{raw.get('schema_version')!r} is not the supported {PROFILE_SCHEMA_VERSION}",
         )
-    try:
+    with reading("profile"):
         p = dict(raw["params"])
         params = ProfileParams(
             hbm_bw_bytes_per_s=p.get("hbm_bw_bytes_per_s"),
@@ -134,10 +134,6 @@ def profile_from_dict(raw: dict[str, Any]) -> HardwareProfile:
             created_utc=str(raw.get("created_utc", "")),
             schema_version=int(raw["schema_version"]),
         )
-    except KeyError as exc:
-        raise LayerwiseError("profile", f"missing field {exc.args[0]!r}") from None
-    except TypeError as exc:
-        raise LayerwiseError("profile", f"malformed ({exc})") from None
 
 
 def write_profile(path: str | Path, profile: HardwareProfile) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 
 from topology.atomic_io import write_json_atomic
 from topology.datafile import load_json_file
-from topology.errors import LayerwiseError
+from topology.errors import LayerwiseError, reading
 
 RESULT_SCHEMA_VERSION = 2
 READABLE_RESULT_VERSIONS = (1, 2)
@@ -303,7 +303,7 @@ def result_from_dict(raw: dict[str, Any]) -> RunResult:
         raise LayerwiseError(
             "result.schema_version", f"{version!r} is not one of the supported {READABLE_RESULT_VERSIONS}"
         )
-    try:
+    with reading("result"):
         return RunResult(
             source=str(raw["source"]),
             experiment=dict(raw["experiment"]),
@@ -314,12 +314,6 @@ def result_from_dict(raw: dict[str, Any]) -> RunResult:
             created_utc=str(raw.get("created_utc", "")),
             schema_version=RESULT_SCHEMA_VERSION,  # a version 1 file reads as version 2
         )
-    except KeyError as exc:
-        raise LayerwiseError("result", f"missing field {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, LayerwiseError):
-            raise
-        raise LayerwiseError("result", f"malformed ({exc})") from None
 
 
 def _with_label(metrics: Metrics, plan: dict[str, Any]) -> Metrics:

@@ -8,11 +8,10 @@ of its code: it is the bar a fast executor must reach (issue 15: at least 95% of
 
 from __future__ import annotations
 
-import time
-
 import torch
 import torch.nn.functional as F
 
+from executor.calibrate.timing import burst_time_s
 from executor.weights import LayerShard
 
 EPS = 1e-5
@@ -66,15 +65,4 @@ def time_reference_s(reference: ReferenceDecoder, x: torch.Tensor, warmup: int, 
         run = graph.replay
     for _ in range(warmup):
         run()
-    if not cuda:
-        begin_s = time.perf_counter()
-        for _ in range(iters):
-            run()
-        return (time.perf_counter() - begin_s) / iters
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        run()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) * 1e-3 / iters
+    return burst_time_s([run] * iters, x.device) / iters

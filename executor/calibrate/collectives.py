@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from executor.calibrate.timing import burst_time_s
 from topology.atomic_io import write_json_atomic
 
 _TARGET_BURST_BYTES = 4 * 1024**3  # bytes per timed loop: many iterations for small messages
@@ -37,18 +37,7 @@ def _timed_loop_s(op: Callable[[], object], iters: int, device: torch.device) ->
         op()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(iters):
-            op()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) * 1e-3 / iters
-    begin_s = time.perf_counter()
-    for _ in range(iters):
-        op()
-    return (time.perf_counter() - begin_s) / iters
+    return burst_time_s([op] * iters, device) / iters
 
 
 def _slowest_rank_s(local_s: float, device: torch.device) -> float:

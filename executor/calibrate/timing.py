@@ -50,7 +50,13 @@ def time_burst_s(calls: Sequence[Callable[[], object]], device: Device, repeats:
 
 
 def _time_eager_once_s(calls: Sequence[Callable[[], object]], device: Device) -> float:
-    if device.is_cuda:
+    return burst_time_s(calls, device.torch_device)
+
+
+def burst_time_s(calls: Sequence[Callable[[], object]], device: torch.device) -> float:
+    """Seconds to run ``calls`` back to back once (CUDA events on a GPU, the wall clock on a CPU);
+    the caller warms up. ``burst_time_s([op] * n, device) / n`` is the time per ``op``."""
+    if device.type == "cuda":
         start = torch.cuda.Event(enable_timing=True)
         end = torch.cuda.Event(enable_timing=True)
         start.record()

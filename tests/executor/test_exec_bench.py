@@ -20,7 +20,7 @@ sys.path.insert(0, str(BENCHMARKS))  # the benchmark's own modules (executor_ben
 
 from executor_bench.floor import Rates, rates_from_profile, stage_step_cost, step_floor  # noqa: E402
 from executor_bench.measure import CaseResult, Iterations, case_plan, case_workload  # noqa: E402
-from executor_bench.reference import ReferenceDecoder  # noqa: E402
+from executor_bench.reference import ReferenceDecoder, time_reference_s  # noqa: E402
 from executor_bench.shapes import G4_D64, TINY_G2, TINY_G4, TINY_MHA, BenchCase, full_grid  # noqa: E402
 from executor_bench.table import verdicts  # noqa: E402
 
@@ -134,6 +134,7 @@ def test_reference_computes_what_the_executor_computes(layer: object) -> None:
     reference = ReferenceDecoder(model.shards, model.k_cache, model.v_cache, model.heads_local, model.kv_heads_local,
                                  model.head_dim, 11)
     torch.testing.assert_close(reference.step(x), expected, atol=1e-5, rtol=1e-5)
+    assert time_reference_s(reference, x.clone(), warmup=1, iters=2, graphs=False) > 0.0  # the CPU clock path
 
 
 def test_grid_command_on_cpu_writes_every_number(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

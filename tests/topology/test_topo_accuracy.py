@@ -63,3 +63,14 @@ def test_profile_round_trip_and_bad_entries() -> None:
         regime_error_from_dict({**SINGLE_GPU.to_dict(), "components": ["kernels", "nvlink"]})
     with pytest.raises(LayerwiseError, match="missing field 'mape'"):
         regime_error_from_dict({k: v for k, v in SINGLE_GPU.to_dict().items() if k != "mape"})
+
+
+def test_a_profile_value_of_the_wrong_kind_is_one_error_naming_the_profile() -> None:
+    """A sim parameter that is not a number once escaped as a bare ValueError (a traceback)."""
+    raw = HardwareProfile(gpu_name="x", gpu_count=1, params=ProfileParams()).to_dict()
+    raw["params"]["sim_params"] = {"hbm_efficiency": "fast"}
+    with pytest.raises(LayerwiseError, match=r"^profile: malformed \(could not convert string to float: 'fast'\)$"):
+        profile_from_dict(raw)
+    raw["params"]["sim_params"] = {}
+    with pytest.raises(LayerwiseError, match=r"^profile: missing field 'gpu_name'$"):
+        profile_from_dict({k: v for k, v in raw.items() if k != "gpu_name"})
