@@ -36,9 +36,9 @@ from executor_bench.shapes import BenchCase, cpu_grid, full_grid, quick_gpu_grid
 from executor_bench.table import render_markdown, render_short, result_record
 
 from executor.environment import collect_environment
+from layerwise.terminal.table import render_table
 from topology.atomic_io import write_json_atomic, write_text_atomic
 from topology.errors import LayerwiseError
-from topology.format import render_table
 from topology.hardware import gpu_preset_for_device
 from topology.profile import load_profile
 

@@ -12,11 +12,12 @@ import importlib
 import sys
 from typing import NoReturn
 
+from layerwise.terminal import interrupts
 from topology.errors import LayerwiseError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("layerwise.simulate_cli", "simulate an experiment (no arguments: the seed's 16 x H100 question)"),
-    "sweep": ("sim.sweep_cli", "simulate the cartesian product of --grid values, in parallel"),
+    "sweep": ("layerwise.sweep_cli", "simulate the cartesian product of --grid values, in parallel"),
     "search": ("layerwise.search_cli", "find the fastest plan (the twin scores every plan, events re-rank the best)"),
     "plan": ("layerwise.plan_cli", "show how a partitioner splits a model (no arguments: the seed's two plans)"),
     "run": ("executor.run_cli", "run an experiment's plan for real under torchrun"),
@@ -43,6 +44,7 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    interrupts.install()
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
         print(_usage())
@@ -72,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     except LayerwiseError as exc:
         print(f"layerwise {command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"layerwise {command}: interrupted", file=sys.stderr)
+    except interrupts.Interrupted as stop:
+        print(f"layerwise {command}: {stop}", file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:  # raised before the handler was installed, or by a library that re-raises
+        print(f"layerwise {command}: interrupted by SIGINT", file=sys.stderr)
         return 130

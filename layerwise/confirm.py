@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from layerwise.terminal.table import render_table
 from sim.search.result import SearchResult
 from topology.atomic_io import write_text_atomic
 from topology.errors import LayerwiseError
-from topology.format import render_table
 from topology.results import load_result
 
 GLOO_MAX_PROCESSES = 8  # on a CPU-only machine: one gloo process per device of the plan

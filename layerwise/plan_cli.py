@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from layerwise.terminal.table import render_table
 from topology.atomic_io import check_output_file, check_output_folder, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, build_plan, experiment_from_dict, load_experiment
-from topology.format import format_bytes, render_table
 from topology.partition import PARTITIONERS
 from topology.plan import Plan
 from topology.profile import load_profile
+from topology.units import format_bytes
 from topology.workload import check_positive_int
 
 DEFAULT_EXPERIMENT = "seed-16xh100"

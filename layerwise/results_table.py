@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from topology.format import format_bytes, format_seconds, render_table
+from layerwise.terminal.table import render_table
 from topology.results import RunResult
+from topology.units import format_bytes, format_seconds
 
 
 @dataclass(frozen=True)

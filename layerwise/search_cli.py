@@ -17,16 +17,18 @@ import sys
 import time
 from pathlib import Path
 
+from layerwise.terminal import interrupts
+from layerwise.terminal.arguments import positive_int
+from layerwise.terminal.table import render_table
 from sim.search.partitioner import options_of
 from sim.search.result import SearchOptions, SearchResult, search_result_to_dict
 from sim.search.run import search_plans
 from topology.accuracy import COMPONENT_WORDS
-from topology.arguments import positive_int
 from topology.atomic_io import check_output_file, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import load_experiment
-from topology.format import format_seconds, render_table
 from topology.profile import load_profile
+from topology.units import format_seconds
 
 DEFAULT_EXPERIMENT = "seed-16xh100"
 COST_WORDS = {"compute": "arithmetic", "weights": "weights", "kv_cache": "KV cache", "activations": "activations",
@@ -62,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _say(message: str) -> None:
+    interrupts.check()
     print(f"[search] {message}", file=sys.stderr, flush=True)
 
 

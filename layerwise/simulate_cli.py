@@ -19,14 +19,14 @@ from pathlib import Path
 
 from layerwise.question.main import DEFAULT_PROFILE, main_job_json, run_main_job
 from layerwise.results_table import Row, render_rows
+from layerwise.terminal.arguments import positive_int
+from layerwise.terminal.progress import ProgressLine
 from sim.api import analytic_estimate, simulate_plan
 from topology.accuracy import describe_band, plan_components, regime_of, unvalidated_components
-from topology.arguments import positive_int
 from topology.atomic_io import check_output_file, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, load_experiment
 from topology.profile import HardwareProfile, band_for_cluster, load_profile
-from topology.progress import ProgressLine
 from topology.results import RunResult
 
 

@@ -18,8 +18,10 @@ def _indexed(job: tuple[Callable[[T], R], int, T]) -> tuple[int, R]:
 
 
 def _ignore_interrupts() -> None:
-    """Workers leave Ctrl-C to the parent, which ends them (one line, no traceback per worker)."""
+    """Workers leave Ctrl-C to the parent, which ends them (one line, no traceback per worker), and
+    die at once on SIGTERM (a forked worker would otherwise inherit the parent's handler)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def map_parallel(fn: Callable[[T], R], items: Sequence[T], jobs: int,

@@ -8,9 +8,9 @@ from functools import cache
 from typing import Any
 
 from topology.errors import LayerwiseError
-from topology.format import format_bytes
 from topology.layer_graph import layer_kv_bytes_per_device, layer_template, layer_weight_bytes_per_device
 from topology.model import ModelSpec
+from topology.units import format_bytes
 from topology.workload import Workload
 
 FOOTPRINT_COUNTS = ("weights", "weights+kv", "weights+kv+activations")

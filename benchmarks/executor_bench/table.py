@@ -13,7 +13,7 @@ from typing import Any
 
 from executor_bench.floor import Rates
 from executor_bench.measure import CaseResult
-from topology.format import render_table
+from layerwise.terminal.table import render_table
 
 REFERENCE_GOAL = 0.95
 FLOOR_GOAL = 0.90

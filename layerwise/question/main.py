@@ -17,6 +17,7 @@ from dataclasses import replace
 from layerwise.question.cases import CLUSTERS, EXPERIMENT, MODELS, CaseResult, Job, main_cases, run_case
 from layerwise.question.table import render_case
 from layerwise.question.verdict import verdict
+from layerwise.terminal import interrupts
 from sim.parallel import map_parallel
 from sim.search.result import SearchOptions, search_result_to_dict
 from topology.atomic_io import write_text_atomic
@@ -35,6 +36,7 @@ def run_main_job(profile: HardwareProfile | None, profile_label: str, overrides:
     jobs_list: list[Job] = [(case, overrides, profile, options) for case in cases]
 
     def progress(done: int, total: int) -> None:
+        interrupts.check()
         print(f"[main job] {done}/{total} cases searched ({time.perf_counter() - started:.1f} s)", file=sys.stderr,
               flush=True)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from layerwise.question.cases import CLUSTER_WORDS, ROLES, CaseResult
+from layerwise.terminal.table import render_table
 from sim.search.result import Candidate
-from topology.format import format_bytes, format_seconds, render_table
+from topology.units import format_bytes, format_seconds
 
 ROLE_WORDS = {
     "paper: baseline": "paper's baseline, as stated",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from layerwise.question.cases import CaseResult
 from sim.search.result import Candidate
 from topology.accuracy import COMPONENT_WORDS, COMPONENTS
-from topology.format import format_bytes
+from topology.units import format_bytes
 
 COST_WORDS = {
     "compute": "arithmetic", "weights": "reading weights", "kv_cache": "reading the KV cache",

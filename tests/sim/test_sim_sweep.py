@@ -11,8 +11,8 @@ import pytest
 import yaml
 from sim_toy import toy_profile, toy_raw
 
+from layerwise import sweep_cli
 from layerwise.cli import main
-from sim import sweep_cli
 from topology.profile import HardwareProfile, write_profile
 
 PLANS = {"tp2": {"partitioner": "tp-pp", "tp": 2, "pp": 1, "microbatches": 1},

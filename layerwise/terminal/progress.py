@@ -7,6 +7,8 @@ import sys
 import time
 from typing import TextIO
 
+from layerwise.terminal import interrupts
+
 
 def format_duration(seconds: float) -> str:
     if seconds < 60:
@@ -28,6 +30,8 @@ class ProgressLine:
         self.last_shown = -1.0
 
     def update(self, done: int, total: int | None = None) -> None:
+        """Called at every unit done; acts on a pending interrupt (:func:`interrupts.check`) first."""
+        interrupts.check()
         total = self.total if total is None else total
         now = time.perf_counter()
         elapsed = now - self.started

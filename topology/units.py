@@ -1,4 +1,4 @@
-"""Human-readable numbers and plain-text tables for terminal output (edges only)."""
+"""Human-readable numbers for messages and output (the edges: SI inside, these only when printing)."""
 
 from __future__ import annotations
 
@@ -21,12 +21,3 @@ def format_seconds(seconds: float | None) -> str:
         return f"{seconds * 1e3:.3f} ms"
     return f"{seconds * 1e6:.1f} us"
 
-
-def render_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=False)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False))
-    rule = "  ".join("-" * w for w in widths)
-    body = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) for row in rows]
-    return "\n".join([line, rule, *body])

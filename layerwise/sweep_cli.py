@@ -26,12 +26,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from layerwise.terminal import interrupts
+from layerwise.terminal.arguments import positive_int
+from layerwise.terminal.table import render_table
 from sim.api import analytic_estimate, simulate_plan
-from topology.arguments import positive_int
 from topology.atomic_io import check_output_file, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import load_experiment
-from topology.format import render_table
 from topology.profile import check_profile_for_cluster, load_profile
 
 METRIC_COLUMNS = ("tokens_per_s", "step_time_s", "tpot_s", "ttft_s", "one_over_tps_s", "dominant_cost", "l2_fit",
@@ -153,6 +154,7 @@ def run_tasks(tasks: list[Task], jobs: int, keys: list[str]) -> list[dict[str, A
     started = time.perf_counter()
 
     def finished(done: int, index: int, row: dict[str, Any]) -> None:
+        interrupts.check()
         rows[index] = row
         print(progress_line(done, len(tasks), time.perf_counter() - started, row, keys), file=sys.stderr,
               flush=True)

@@ -1,0 +1,52 @@
+"""A signal that lands in a finalizer is not lost: the next progress report raises it again."""
+
+from __future__ import annotations
+
+import gc
+import io
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from layerwise.terminal import interrupts
+from layerwise.terminal.progress import ProgressLine
+
+
+@pytest.fixture
+def handled() -> Iterator[None]:
+    previous = {s: signal.getsignal(s) for s in interrupts.HANDLED}
+    interrupts.install()
+    try:
+        yield
+    finally:
+        interrupts._pending.clear()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+class _SignalsWhenCollected:
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, inside a finalizer
+        sum(range(1000))  # bytecodes for the handler to run on
+
+
+def test_a_signal_swallowed_by_a_finalizer_is_raised_at_the_next_check(handled: None) -> None:
+    item = _SignalsWhenCollected()
+    del item  # CPython prints "Exception ignored in ... __del__" and carries on
+    gc.collect()
+    assert interrupts.pending() == signal.SIGTERM
+    with pytest.raises(interrupts.Interrupted) as stop:
+        ProgressLine("x", 10, "units", quiet_s=0.0, stream=io.StringIO()).update(1)
+    assert stop.value.exit_code == 143 and str(stop.value) == "interrupted by SIGTERM"
+
+
+def test_the_exception_survives_simpy_copying_it(handled: None) -> None:
+    copy = type(interrupts.Interrupted(signal.SIGINT))(*interrupts.Interrupted(signal.SIGINT).args)
+    assert copy.signum == signal.SIGINT and str(copy) == "interrupted by SIGINT" and copy.exit_code == 130
+
+
+def test_no_signal_no_raise(handled: None) -> None:
+    interrupts.check()
+    assert interrupts.pending() is None
