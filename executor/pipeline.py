@@ -138,6 +138,13 @@ def run_prefill_pass(
         run.outputs["prefill"] = torch.cat(last_out, dim=0).float().cpu()  # (B, S, h)
 
 
+def announce_measuring(run: RankRun) -> None:
+    """Rank 0 says when the warm-up is over (before the first measured mark, outside the timed work)."""
+    if run.layout.rank == 0:
+        w = run.workload
+        print(f"executor: warmed up ({w.warmup_iters} iterations), measuring {w.measured_iters}", flush=True)
+
+
 def run_prefill(run: RankRun) -> RankTimings:
     """``warmup_iters + measured_iters`` prefill passes; the measured ones timed."""
     w, mb = run.workload, run.microbatches
@@ -149,6 +156,7 @@ def run_prefill(run: RankRun) -> RankTimings:
             run.fault.maybe_trigger(run.layout.rank, run.layout.stage, t)
         measured = t - w.warmup_iters
         if measured == 0:
+            announce_measuring(run)
             clock.mark(0)
         dump = run.dump and t == w.iterations - 1
         run_prefill_pass(run, w.prompt_len, first, dump, clock if measured >= 0 else None,
@@ -224,6 +232,7 @@ class DecodeLoop:
                 run.stage_model.set_position(w.context_len - 1 + t)
             measured = t - w.warmup_iters
             if measured == 0:
+                announce_measuring(run)
                 self.clock.mark(0)
             for m in range(self.mb):
                 self._microbatch(m, t, measured)

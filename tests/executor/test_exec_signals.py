@@ -98,7 +98,10 @@ def test_sigterm_to_layerwise_run_leaves_no_process_and_no_result(tmp_path: Path
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         tree = wait_for_tree(run.pid, 3, timeout_s=120)  # torchrun and both workers
-        time.sleep(2.0)  # let the workers get into their run
+        assert run.stdout is not None
+        lines = iter(run.stdout.readline, "")
+        started = next((line for line in lines if line.startswith("executor: warmed up")), "")
+        assert started, "the workers never reached their measured run"
         os.kill(run.pid, signal.SIGTERM)
         signalled = time.monotonic()
         _, err = run.communicate(timeout=60)
