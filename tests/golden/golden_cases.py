@@ -21,6 +21,8 @@ from topology.hardware import gpu_names, load_gpu
 from topology.profile import load_profile
 
 RELATIVE = 1e-12
+# Metadata that differs from run to run or machine to machine, left out of every comparison.
+METADATA_KEYS = frozenset({"wall_s", "created_utc", "python", "simpy"})
 VARIANTS: dict[str, tuple[str, ...]] = {
     "shipped": (),
     "eager": ("workload.cuda_graphs=false",),
@@ -92,12 +94,40 @@ def numbers(case: Case) -> dict[str, Any]:
     }
 
 
+def command_outputs() -> dict[str, list[str]]:
+    """The JSON outputs pinned beside the numbers: the main job, the seed's search, and each shipped
+    experiment simulated (``OUT`` stands for the file the command writes)."""
+    commands = {"main-job": ["--json", "OUT", "--jobs", "1"],
+                "search-seed-16xh100": ["search", "seed-16xh100", "--json", "OUT", "--no-plot", "--jobs", "1"]}
+    for name in experiment_names():
+        commands[f"simulate-{name}"] = ["simulate", name, "--json", "OUT"]
+    return commands
+
+
+def run_command(argv: list[str], out: str) -> Any:
+    """Run one pinned command in this process; its JSON output, read back."""
+    import contextlib
+    import io
+    import json
+
+    from layerwise.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+        code = main([out if word == "OUT" else word for word in argv])
+    assert code == 0, err.getvalue()
+    with open(out, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def differences(expected: Any, got: Any, where: str = "") -> list[str]:
-    """Every place two snapshots differ beyond RELATIVE (numbers) or at all (anything else)."""
+    """Every place two snapshots differ beyond RELATIVE (numbers) or at all (anything else),
+    metadata keys aside."""
     if isinstance(expected, dict) and isinstance(got, dict):
-        out = [f"{where}.{k}: missing" for k in expected if k not in got]
-        out += [f"{where}.{k}: unexpected" for k in got if k not in expected]
+        out = [f"{where}.{k}: missing" for k in expected if k not in got and k not in METADATA_KEYS]
+        out += [f"{where}.{k}: unexpected" for k in got if k not in expected and k not in METADATA_KEYS]
         for k in expected:
+            if k in METADATA_KEYS:
+                continue
             if k in got:
                 out += differences(expected[k], got[k], f"{where}.{k}")
         return out
