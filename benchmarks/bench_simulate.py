@@ -62,13 +62,14 @@ def reference_s() -> float:
 
 
 def _deep_case(layers: int, plan: dict[str, object], batch: int) -> dict[str, object]:
-    from sim.api import simulate_plan
+    from sim.resolve import resolve_given
+    from sim.simulate import simulate
     from topology.experiment import experiment_from_dict
 
     experiment = experiment_from_dict({
         "name": "scale", "model": {**DEEP_MODEL, "num_layers": layers}, "cluster": CLUSTER_10K,
         "workload": {"phase": "decode", "batch_size": batch, "context_len": 4096}, "plans": {"p": plan}})
-    return _figures(simulate_plan(experiment, "p").metrics)
+    return _figures(simulate(resolve_given(experiment, "p", None)).metrics)
 
 
 def _figures(metrics: Metrics) -> dict[str, object]:
@@ -80,27 +81,28 @@ def _figures(metrics: Metrics) -> dict[str, object]:
 
 def run_case(name: str) -> dict[str, object]:
     """One case in this process; its figures (wall and peak memory are added by the caller)."""
-    from sim.api import simulate_plan
+    from sim.resolve import resolve_given
+    from sim.simulate import simulate
     from topology.experiment import load_experiment
 
     if name == "reference":
         return {"wall_s": reference_s()}
     if name == "main-job":
-        from layerwise.question.main import DEFAULT_PROFILE, run_main_job
-        from topology.profile import load_profile
+        from layerwise.question.main import run_main_job
+        from sim.inputs import ProfileChoice
 
-        _, results = run_main_job(load_profile(DEFAULT_PROFILE), "bench", (), os.cpu_count() or 1, twin_only=False)
+        _, results = run_main_job(ProfileChoice(), (), os.cpu_count() or 1, twin_only=False)
         return {"searches": len(results)}
     if name == "layerwise-10k":
         return _deep_case(10_000, {"partitioner": "tp-pp", "tp": 1, "pp": 10_000, "microbatches": 1}, 8)
     if name == "tp8-pp1250":
         return _deep_case(1_250, {"partitioner": "tp-pp", "tp": 8, "pp": 1_250, "microbatches": 1_250}, 1_250 * 8)
     if name == "llama70b-tp8-pp8":
-        return _figures(simulate_plan(load_experiment("llama3-70b-64xh100"), "tp8-pp8").metrics)
+        return _figures(simulate(resolve_given(load_experiment("llama3-70b-64xh100"), "tp8-pp8", None)).metrics)
     overrides = {"grow-10k": ["workload.context_growth=grow", "workload.context_len=2048", "workload.warmup_iters=0",
                               "workload.measured_iters=10000"],
                  "fixed-1e9": ["workload.measured_iters=1000000000"]}[name]
-    return _figures(simulate_plan(load_experiment("seed-16xh100", overrides), "baseline").metrics)
+    return _figures(simulate(resolve_given(load_experiment("seed-16xh100", overrides), "baseline", None)).metrics)
 
 
 def _in_subprocess(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, object]:

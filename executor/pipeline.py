@@ -14,6 +14,7 @@ in a CUDA graph when the step replays graphs).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -142,7 +143,8 @@ def announce_measuring(run: RankRun) -> None:
     """Rank 0 says when the warm-up is over (before the first measured mark, outside the timed work)."""
     if run.layout.rank == 0:
         w = run.workload
-        print(f"executor: warmed up ({w.warmup_iters} iterations), measuring {w.measured_iters}", flush=True)
+        print(f"executor: warmed up ({w.warmup_iters} iterations), measuring {w.measured_iters}", file=sys.stderr,
+              flush=True)
 
 
 def run_prefill(run: RankRun) -> RankTimings:

@@ -1,8 +1,9 @@
-"""The ``layerwise`` command: one entry point, subcommands living in the packages that own them.
+"""The ``layerwise`` command: one entry point, one module per subcommand under ``layerwise/commands``.
 
 Each subcommand module provides ``add_arguments(parser)`` and ``run(args) -> int``, and is
-imported only when its subcommand runs (so ``layerwise run`` needs no simpy and
-``layerwise simulate`` no torch). User errors print one line and exit 2.
+imported only when its subcommand runs (so ``layerwise run`` and ``calibrate`` need no simpy and
+``layerwise simulate`` no torch). User errors print one line and exit 2; SIGINT and SIGTERM
+one line and 128 + the signal (:mod:`layerwise.terminal.interrupts`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from layerwise.terminal import interrupts
 from topology.errors import LayerwiseError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "simulate": ("layerwise.simulate_cli", "simulate an experiment (no arguments: the seed's 16 x H100 question)"),
-    "sweep": ("layerwise.sweep_cli", "simulate the cartesian product of --grid values, in parallel"),
-    "search": ("layerwise.search_cli", "find the fastest plan (the twin scores every plan, events re-rank the best)"),
-    "plan": ("layerwise.plan_cli", "show how a partitioner splits a model (no arguments: the seed's two plans)"),
-    "run": ("executor.run_cli", "run an experiment's plan for real under torchrun"),
-    "calibrate": ("executor.calibrate.cli", "measure this node's GPUs and write a hardware profile"),
-    "validate": ("validate.cli", "fit the simulator to measured runs and write the report"),
+    "simulate": ("layerwise.commands.simulate", "simulate an experiment (no arguments: the seed's 16 x H100 question)"),
+    "sweep": ("layerwise.commands.sweep", "simulate the cartesian product of --grid values, in parallel"),
+    "search": ("layerwise.commands.search",
+               "find the fastest plan (the twin scores every plan, events re-rank the best)"),
+    "plan": ("layerwise.commands.plan", "show how a partitioner splits a model (no arguments: the seed's two plans)"),
+    "run": ("layerwise.commands.run", "run an experiment's plan for real under torchrun"),
+    "calibrate": ("layerwise.commands.calibrate", "measure this node's GPUs and write a hardware profile"),
+    "validate": ("layerwise.commands.validate", "fit the simulator to measured runs and write the report"),
 }
 DEFAULT_COMMAND = "simulate"
 

@@ -3,7 +3,7 @@
 Per stage ``s``, one microbatch pass occupies the stage for ``occ_s = T_s + P_s``: kernels and
 all-reduces ``T_s`` (:func:`sim.costs.stage.stage_pass`) plus the blocking send to the next
 stage ``P_s`` (in decode the last stage sends back to stage 0; the messages of one boundary
-contend with each other on shared hops, :func:`sim.program.boundary_time_s`). The step follows
+contend with each other on shared hops, :func:`sim.costs.transfers.boundary_time_s`). The step follows
 from the occupancies by the pipeline formulas of :mod:`sim.costs.pipeline`.
 
 A growing context is evaluated at the mean context of the measured iterations: the stage
@@ -17,7 +17,7 @@ from sim.costs import pipeline
 from sim.costs.model import CostModel
 from sim.costs.residency import plan_counts_sram
 from sim.costs.stage import StagePass, stage_pass
-from sim.program import Transfer, boundary_time_s, boundary_transfers
+from sim.costs.transfers import Transfer, boundary_time_s, boundary_transfers
 from topology.cluster import Cluster
 from topology.plan import Plan
 from topology.results import Breakdown, Communication, Metrics, SimulationDetails, StageMetrics

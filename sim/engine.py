@@ -8,8 +8,8 @@
 
 * :mod:`sim.stage_process`: the stage process and the prefill driver;
 * :mod:`sim.fabric`: the links (a FIFO booking per directed hop);
-* :mod:`sim.program`: what a stage executes (compiled passes) and the routes between stages;
-* :mod:`sim.metrics`: the event log (:class:`~sim.metrics.Recorder`) and the results it gives;
+* :mod:`sim.passes`: what a stage executes (compiled passes); :mod:`sim.costs.transfers`: the messages between stages;
+* :mod:`sim.recorder`: the live event log (:class:`~sim.recorder.Recorder`); :mod:`sim.results`: the results it gives;
 * :mod:`sim.steady`: skipping whole periods once the state repeats (exact).
 """
 
@@ -22,12 +22,13 @@ from typing import Any
 import simpy
 
 from sim.costs.model import CostModel
+from sim.costs.transfers import Transfer, boundary_time_s, boundary_transfers, group_ports
 from sim.fabric import Fabric
-from sim.metrics import Recorder
-from sim.program import PassCache, Transfer, boundary_time_s, boundary_transfers, group_ports, private_stages
-from sim.stage_process import PrefillDriver, StageProcess, StageWiring, Token, TraceSlice
+from sim.passes import PassCache
+from sim.recorder import Recorder, TraceSlice
+from sim.stage_process import PrefillDriver, StageProcess, StageWiring, Token
 from sim.steady import SteadyState
-from topology.cluster import Cluster
+from topology.cluster import Cluster, Hop
 from topology.plan import Plan
 from topology.workload import Workload
 
@@ -88,6 +89,22 @@ def simulate_events(
     steady.attach(stages, driver, inboxes)
     env.run()
     return _record(plan, passes, recorder, transfers, decode, steady.skipped_iterations, env.now, trace)
+
+
+def private_stages(ports: list[tuple[Hop, ...]], transfers: list[tuple[Transfer, ...]]) -> list[bool]:
+    """Per stage: whether no other stage ever holds a hop its all-reduces or its sends hold.
+
+    Such a stage books those hops one use after another (a step ends after its all-reduce's hold;
+    a send ends ``latency`` after its last hold), so every hold starts at once: its pass runs as
+    one step of :attr:`PassProgram.uncontended_s` and its send as one of
+    :func:`boundary_time_s`, exactly (up to rounding)."""
+    owners: dict[Hop, set[int]] = {}
+    for s, (own, sends) in enumerate(zip(ports, transfers, strict=True)):
+        for hop in (*own, *(hop for t in sends for hop in t.hops)):
+            owners.setdefault(hop, set()).add(s)
+    shared = {hop for hop, who in owners.items() if len(who) > 1}
+    return [shared.isdisjoint(own) and all(shared.isdisjoint(t.hops) for t in sends)
+            for own, sends in zip(ports, transfers, strict=True)]
 
 
 def stage_transfers(plan: Plan, nbytes: int, cluster: Cluster, cost: CostModel,

@@ -25,18 +25,19 @@ def _ignore_interrupts() -> None:
 
 
 def map_parallel(fn: Callable[[T], R], items: Sequence[T], jobs: int,
-                 on_done: Callable[[int, int], None] | None = None, chunksize: int = 1) -> list[R]:
-    """``[fn(item) for item in items]`` over ``jobs`` processes (in input order); ``on_done(done, total)``
-    after each item, in completion order. ``fn`` must be a module-level function. ``chunksize``
-    neighbouring items go to one worker together (items that share a worker's memos)."""
+                 on_done: Callable[[int, int, R], None] | None = None, chunksize: int = 1) -> list[R]:
+    """``[fn(item) for item in items]`` over ``jobs`` processes (in input order); ``on_done(done, total,
+    result)`` after each item, in completion order. ``fn`` must be a module-level function.
+    ``chunksize`` neighbouring items go to one worker together (items that share a worker's memos).
+    The workers ignore SIGINT and die on SIGTERM; an exception in the parent (an interrupt) ends them."""
     total = len(items)
     results: list[R | None] = [None] * total
     workers = max(1, min(jobs, total))
     if workers == 1:
         for index, item in enumerate(items):
-            results[index] = fn(item)
+            results[index] = result = fn(item)
             if on_done is not None:
-                on_done(index + 1, total)
+                on_done(index + 1, total, result)
         return results  # type: ignore[return-value]
     context = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
     with context.Pool(workers, initializer=_ignore_interrupts) as pool:
@@ -45,5 +46,5 @@ def map_parallel(fn: Callable[[T], R], items: Sequence[T], jobs: int,
                                                start=1):
             results[index] = result
             if on_done is not None:
-                on_done(done, total)
+                on_done(done, total, result)
     return results  # type: ignore[return-value]

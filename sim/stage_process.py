@@ -22,11 +22,10 @@ from typing import Any
 
 import simpy
 
+from sim.costs.transfers import Transfer
 from sim.fabric import Fabric, Hop
-from sim.metrics import Recorder
-from sim.program import PassCache, PassProgram, Transfer
-
-TraceSlice = tuple[str, str, str, float, float]  # (device, name, category, start_s, duration_s)
+from sim.passes import PassCache, PassProgram
+from sim.recorder import Recorder, TraceSlice
 
 
 @dataclass
@@ -45,7 +44,7 @@ class StageWiring:
     devices: tuple[str, ...]
     ports: tuple[Hop, ...]  # what an all-reduce of the group holds
     private: bool  # no other stage holds a hop this one does: a pass and a send are one step each
-    send_s: float  # a send when nothing contends (sim.program.boundary_time_s)
+    send_s: float  # a send when nothing contends (sim.costs.transfers.boundary_time_s)
     transfers: tuple[Transfer, ...]  # the messages of one send to the next stage
     inbox: simpy.Store
     forward: Callable[[Token], None]  # puts the token where it goes next

@@ -26,7 +26,8 @@ from typing import Any
 import simpy
 
 from sim.fabric import Fabric
-from sim.metrics import Recorder
+from sim.recorder import Recorder
+from sim.simpy_queue import event_value, pending_events, shift_time
 from sim.stage_process import PrefillDriver, StageProcess, Token
 
 TIME_TOLERANCE = 1e-12  # relative to the clock: what float sums of the same durations agree to
@@ -108,9 +109,9 @@ class SteadyState:
             shape.append(("driver", driver.next_iteration - iteration, driver.left))
         for index, inbox in enumerate(self.inboxes):
             shape.append(("inbox", index, tuple((t.microbatch, t.iteration - iteration) for t in inbox.items)))
-        for when, _priority, _eid, event in sorted(self.env._queue):  # SimPy's order for simultaneous events
+        for when, event in pending_events(self.env):  # SimPy's order for simultaneous events
             owners = tuple(sorted(self._owner(cb) for cb in event.callbacks or ()))
-            value = getattr(event, "_value", None)
+            value = event_value(event)
             token = (value.microbatch, value.iteration - iteration) if isinstance(value, Token) else None
             shape.append(("event", owners, token))
             times.append(when - now)
@@ -129,12 +130,11 @@ class SteadyState:
         env = self.env
         iterations = periods * (now.iteration - earlier.iteration)
         delta_s = periods * (now.now_s - earlier.now_s)
-        env._now += delta_s
-        env._queue[:] = [(when + delta_s, priority, eid, event) for when, priority, eid, event in env._queue]
+        shift_time(env, delta_s)
         self.fabric.shift(delta_s)
         self.recorder.advance(periods, [b - a for a, b in zip(earlier.counters, now.counters, strict=True)])
         self.recorder.shift_batches(iterations, delta_s)
-        queued = [getattr(event, "_value", None) for *_, event in env._queue]
+        queued = [event_value(event) for _, event in pending_events(env)]
         for token in _live_tokens(self.stages, self.inboxes, queued):
             token.iteration += iterations
         for driver in self.drivers:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sim.engine import TraceSlice
+from sim.recorder import TraceSlice
 from topology.atomic_io import write_text_atomic
 
 US_PER_S = 1e6

@@ -35,6 +35,7 @@ from topology.datafile import DATA_PACKAGE, parse_yaml, preset_names, read_text_
 from topology.errors import LayerwiseError
 from topology.model import ModelSpec, load_model, model_from_dict
 from topology.partition import (
+    OPTIMAL,
     PARTITIONERS,
     partition_cache_fit,
     partition_min_max_bytes,
@@ -50,11 +51,9 @@ PLAN_ARGS = {
     "tp-pp": {"tp", "pp", "microbatches"},
     "cache-fit": {"capacity", "counts", "microbatches", "num_devices"},
     "min-max-bytes": {"max_devices", "microbatches"},
-    "optimal": {"gpus", "microbatches", "max_tpot_ms", "max_ttft_ms", "family", "top"},
 }
-OPTIMAL_TEXT_ARGS = ("family",)
-OPTIMAL_NUMBER_ARGS = ("max_tpot_ms", "max_ttft_ms")
-# The optimal partitioner is the simulator's plan search: whoever can run it passes it in.
+# ``optimal`` is the simulator's plan search: its arguments are its own (sim/search/options.py), and
+# whoever can run it passes it in as an Optimizer(experiment, plan name, the plan's arguments).
 Optimizer = Callable[["Experiment", str, dict[str, Any]], Plan]
 
 
@@ -233,6 +232,8 @@ def _check_plan_spec(name: str, spec: Any) -> None:
     partitioner = spec.get("partitioner")
     if partitioner not in PARTITIONERS:
         raise LayerwiseError(f"{where}.partitioner", f"must be one of {PARTITIONERS}, got {partitioner!r}")
+    if partitioner == OPTIMAL:
+        return  # the search checks its own arguments when it runs
     unknown = sorted(set(spec) - {"partitioner"} - PLAN_ARGS[partitioner])
     if unknown:
         raise LayerwiseError(
@@ -244,7 +245,7 @@ def _check_plan_spec(name: str, spec: Any) -> None:
             if key not in spec:
                 raise LayerwiseError(f"{where}.{key}", "missing")
     for key, value in spec.items():
-        if key not in ("partitioner", *TEXT_PLAN_ARGS, *OPTIMAL_TEXT_ARGS, *OPTIMAL_NUMBER_ARGS):
+        if key not in ("partitioner", *TEXT_PLAN_ARGS):
             check_positive_int(f"{where}.{key}", value)  # counts: checked here, before any plan is built
 
 
@@ -267,8 +268,13 @@ def build_plan(experiment: Experiment, plan_name: str, optimizer: Optimizer | No
             )
         return plan
     partitioner = spec.pop("partitioner")
-    if partitioner == "optimal":
-        return _optimal_plan(experiment, plan_name, spec, optimizer)
+    if partitioner == OPTIMAL:
+        if optimizer is None:
+            raise LayerwiseError(
+                f"plans.{plan_name}.partitioner",
+                "optimal is the simulator's plan search: run `layerwise search EXPERIMENT --out best.plan.json`, "
+                "then use `--plan best.plan.json` (or `file: best.plan.json` in the experiment)")
+        return optimizer(experiment, plan_name, spec)
     args: dict[str, Any] = {
         key: value if key in TEXT_PLAN_ARGS else _int_arg(f"plans.{plan_name}.{key}", value)
         for key, value in spec.items()
@@ -279,26 +285,6 @@ def build_plan(experiment: Experiment, plan_name: str, optimizer: Optimizer | No
     if partitioner == "cache-fit":
         return partition_cache_fit(m, c, w, **args)
     return partition_min_max_bytes(m, c, w, **args)
-
-
-def _optimal_plan(experiment: Experiment, plan_name: str, spec: dict[str, Any], optimizer: Optimizer | None) -> Plan:
-    args: dict[str, Any] = {}
-    for key, value in spec.items():
-        field = f"plans.{plan_name}.{key}"
-        if key in OPTIMAL_TEXT_ARGS:
-            args[key] = str(value)
-        elif key in OPTIMAL_NUMBER_ARGS:
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise LayerwiseError(field, f"must be a positive number of milliseconds, got {value!r}")
-            args[key] = float(value)
-        else:
-            args[key] = _int_arg(field, value)
-    if optimizer is None:
-        raise LayerwiseError(
-            f"plans.{plan_name}.partitioner",
-            "optimal is the simulator's plan search: run `layerwise search EXPERIMENT --out best.plan.json`, "
-            "then use `--plan best.plan.json` (or `file: best.plan.json` in the experiment)")
-    return optimizer(experiment, plan_name, args)
 
 
 def _int_arg(field: str, value: Any) -> int:

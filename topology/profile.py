@@ -140,6 +140,14 @@ def write_profile(path: str | Path, profile: HardwareProfile) -> Path:
     return write_json_atomic(path, profile.to_dict())
 
 
+def shipped_profile_name(gpu_preset: str) -> str | None:
+    """The shipped fitted profile of a GPU preset (``topology/data/profiles/<gpu preset>.json``), if
+    the package has one: the default profile of every command (``sim.inputs.choose_profile``)."""
+    if gpu_preset and data_dir("profiles").joinpath(f"{gpu_preset}.json").is_file():
+        return gpu_preset
+    return None
+
+
 def load_profile(path: str | Path) -> HardwareProfile:
     """A profile JSON file, or a shipped profile by name (``h100-sxm``: ``topology/data/profiles``)."""
     shipped = data_dir("profiles").joinpath(f"{path}.json")

@@ -1,7 +1,7 @@
 """What the validator asks of a simulator, and a memo so each (experiment, parameters) runs once.
 
 A :data:`Predictor` maps a measurement and a profile (or ``None``: datasheet only) to a
-:class:`Prediction`. The real one re-simulates with ``sim.api`` (:mod:`validate.resimulate`);
+:class:`Prediction`. The real one re-simulates with ``sim.simulate`` (:mod:`validate.resimulate`);
 tests may pass any function of the same shape.
 """
 

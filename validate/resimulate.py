@@ -1,4 +1,4 @@
-"""Re-simulate measured experiments with ``sim.api`` (the identical Plan, fewer iterations).
+"""Re-simulate measured experiments with ``sim.simulate`` (the identical Plan, fewer iterations).
 
 Only steady state is compared, so re-simulation runs :data:`WARMUP_ITERS` warmup and
 :data:`MEASURED_ITERS` measured iterations instead of the hundreds the hardware ran.
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.api import simulate_plan
+from sim.inputs import basis_of, given_profile
 from sim.params import FITTABLE_PARAMS, resolve_params
+from sim.resolve import plan_inputs
+from sim.simulate import simulate as simulate_events
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment
 from topology.plan import Plan
@@ -42,7 +44,9 @@ def simulate(experiment: Experiment, plan_name: str, plan: Plan | None, profile:
              trace_path: str | None = None) -> Prediction:
     """One simulated run of ``plan`` (or the experiment's named plan), short steady state."""
     short = with_iterations(experiment, WARMUP_ITERS, MEASURED_ITERS)
-    result = simulate_plan(short, plan_name, plan=plan, profile=profile, trace_path=trace_path)
+    inputs = plan_inputs(basis_of(short, given_profile(profile, "the profile under validation")),
+                         plan if plan is not None else plan_name)
+    result = simulate_events(inputs, trace_path=trace_path)
     return prediction_from_result(result, trace_path)
 
 

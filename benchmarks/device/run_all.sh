@@ -25,7 +25,7 @@ gpu=$(python3 -c 'import torch; n=torch.cuda.get_device_name(0); print("h200" if
 tag="${gpu}x1"
 echo "== part $part on $tag: $(python3 -c 'import torch; print(torch.cuda.get_device_name(0), torch.__version__, torch.version.cuda)'), commit ${LAYERWISE_GIT_COMMIT:-unknown}, $(date -u +%FT%TZ)"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv || true
-python3 -c 'import executor, executor.calibrate.cli, topology.experiment; print("executor imports ok")' || exit 3
+python3 -c 'import executor, executor.calibrate.run, layerwise.commands.calibrate, layerwise.commands.run, topology.experiment; print("executor imports ok")' || exit 3
 started=$(date +%s)
 step() { echo; echo "== $1 ($(( $(date +%s) - started )) s into part $part)"; }
 

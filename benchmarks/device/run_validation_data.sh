@@ -23,7 +23,7 @@ else
   suite_args=(--only prefill --set "cluster=$tag")  # record the GPU that runs
 fi
 echo "== device: $tag ($(python3 -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", torch.__version__, torch.version.cuda)')), commit ${LAYERWISE_GIT_COMMIT:-unknown}"
-python3 -c 'import executor, executor.calibrate.cli, topology.experiment; print("imports ok without simpy")' || exit 3
+python3 -c 'import executor, executor.calibrate.run, layerwise.commands.calibrate, layerwise.commands.run, topology.experiment; print("imports ok without simpy")' || exit 3
 
 echo "== calibrate"
 timeout "${CAL_TIMEOUT_S:-240}" python3 -m layerwise calibrate "${cal_args[@]}" --out "$OUT/profiles/$tag.json" --plot \

@@ -41,7 +41,7 @@ CHANGES: list[tuple[str, str, str, str]] = [
      "inter_factor * shard / inter_bw", "2 * inter_factor * shard / inter_bw"),
     ("cross-node p2p latency x2", "sim/costs/comm.py",
      "latency_s = params.inter_node_latency_s if crosses", "latency_s = 2 * params.inter_node_latency_s if crosses"),
-    ("mean TTFT x1.01", "sim/metrics.py",
+    ("mean TTFT x1.01", "sim/results.py",
      "ttft_s = log.ttft_sum_s / log.ttft_count", "ttft_s = 1.01 * log.ttft_sum_s / log.ttft_count"),
 ]
 

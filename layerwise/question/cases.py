@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.search.result import Candidate, SearchOptions, SearchResult
-from sim.search.run import search_plans
+from sim.inputs import ProfileChoice, resolve_basis
+from sim.search.options import SearchOptions
+from sim.search.plan_search import search_plans
+from sim.search.result import Candidate, SearchResult
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, load_experiment
-from topology.profile import HardwareProfile
 
 EXPERIMENT = "seed-16xh100"
 MODELS = ("seed-dense-16", "seed-1p875b-16")
@@ -60,18 +61,18 @@ def main_cases() -> list[Case]:
     return [Case(model, cluster) for model in MODELS for cluster in CLUSTERS]
 
 
-Job = tuple[Case, tuple[str, ...], HardwareProfile | None, SearchOptions]
+Job = tuple[Case, tuple[str, ...], ProfileChoice, SearchOptions]
 
 
 def run_case(job: Job) -> CaseResult:
     """Search one case (on one core: the cases themselves run in parallel)."""
     import time
 
-    case, overrides, profile, options = job
+    case, overrides, choice, options = job
     started = time.perf_counter()
     try:
         experiment = load_experiment(EXPERIMENT, case.overrides(overrides))
-        result = search_plans(experiment, profile, options, jobs=1, force_profile=False)
+        result = search_plans(resolve_basis(experiment, choice), options, jobs=1)
     except LayerwiseError as exc:
         return CaseResult(case, None, None, str(exc), False, time.perf_counter() - started)
     claims_apply = case.model == MODELS[0] and not overrides

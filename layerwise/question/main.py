@@ -18,24 +18,24 @@ from layerwise.question.cases import CLUSTERS, EXPERIMENT, MODELS, CaseResult, J
 from layerwise.question.table import render_case
 from layerwise.question.verdict import verdict
 from layerwise.terminal import interrupts
+from sim.inputs import ProfileChoice
 from sim.parallel import map_parallel
-from sim.search.result import SearchOptions, search_result_to_dict
+from sim.search.options import SearchOptions
+from sim.search.result import search_result_to_dict
 from topology.atomic_io import write_text_atomic
-from topology.profile import HardwareProfile
 
-DEFAULT_PROFILE = "h100-sxm"  # topology/data/profiles/h100-sxm.json
 TOP_K = 10
 
 
-def run_main_job(profile: HardwareProfile | None, profile_label: str, overrides: tuple[str, ...], jobs: int,
+def run_main_job(choice: ProfileChoice, overrides: tuple[str, ...], jobs: int,
                  twin_only: bool) -> tuple[str, list[CaseResult]]:
     """The main job's text and its case results."""
     started = time.perf_counter()
     options = replace(SearchOptions(top_k=TOP_K), events=not twin_only)
     cases = main_cases()
-    jobs_list: list[Job] = [(case, overrides, profile, options) for case in cases]
+    jobs_list: list[Job] = [(case, overrides, choice, options) for case in cases]
 
-    def progress(done: int, total: int) -> None:
+    def progress(done: int, total: int, _: CaseResult) -> None:
         interrupts.check()
         print(f"[main job] {done}/{total} cases searched ({time.perf_counter() - started:.1f} s)", file=sys.stderr,
               flush=True)
@@ -44,6 +44,8 @@ def run_main_job(profile: HardwareProfile | None, profile_label: str, overrides:
     chunk = len(CLUSTERS) if jobs < len(cases) else 1
     results = map_parallel(run_case, jobs_list, jobs, progress, chunksize=chunk)
     estimator = "the closed-form twin only (--analytic)" if twin_only else "event simulation of every plan shown"
+    labels = sorted({r.search.parameters for r in results if r.search is not None})
+    profile_label = "; ".join(labels) or "none (no case ran)"
     changed = f" with --set {' '.join(overrides)} (so the paper's figures are not shown)" if overrides else ""
     header = (f"The seed's question{changed}: which plan is fastest for {MODELS[0]} (and {MODELS[1]}) on 16 x H100, "
               f"and does layer-wise partitioning beat TP=8 x PP=2 (the paper: 12,800 -> 15,360 tokens/s)? "

@@ -18,23 +18,21 @@ cost. CUDA-graph launch cost is paid on the GPU, kernel after kernel, so it adds
 cost is paid on the host, which issues kernels asynchronously ahead of the GPU
 (:func:`overlap_eager_launches`): only the time the GPU waits for the host shows.
 With a profile's ``gemm_points`` / ``attention_points`` the roofline time is scaled by
-the measured-to-roofline ratio of the nearest measured shapes (inverse log-distance
-weighting of the two nearest), so measurements replace the efficiency guesses.
+the measured-to-roofline ratio of the nearest measured shapes (:mod:`sim.costs.measured`),
+so measurements replace the efficiency guesses.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import numpy as np
-
+from sim.costs.measured import MeasuredTable, attention_table, gemm_table, log_dims, nearest_ratio
+from sim.costs.memo import PriceMemo
 from sim.costs.model import CostModel
-from sim.params import SimParams
+from sim.costs.roofline import gemm_efficiency, hbm_time_s, prefill_time_scale
 from topology.ops import (
     Op,
-    attention_pairs,
     op_activation_bytes,
     op_flops,
     op_kv_read_bytes,
@@ -64,89 +62,9 @@ class OpCost:
     launch_s: float
 
 
-def gemm_efficiency(rows: int, params: SimParams) -> float:
-    return params.compute_efficiency * min(1.0, rows / params.gemm_min_rows)
-
-
-def hbm_time_s(read_bytes: float, read_write_bytes: float, params: SimParams) -> float:
-    """HBM time of pure reads (weights, KV cache) plus read + write traffic (activations, KV appends)."""
-    return (read_bytes / params.hbm_effective_read_bw_bytes_per_s
-            + read_write_bytes / params.hbm_effective_bw_bytes_per_s)
-
-
-def prefill_time_scale(kind: str, shape: TokenShape, params: SimParams) -> float:
-    """The fitted prefill correction of an operator kind; 1 in decode (one new token)."""
-    if shape.new_tokens <= 1:
-        return 1.0
-    if kind == "gemm":
-        return params.prefill_gemm_time_scale
-    if kind == "attention":
-        return params.prefill_attention_time_scale
-    return params.prefill_elementwise_time_scale
-
-
-def gemm_roofline_s(m: int, n: int, k: int, dtype_bytes: int, params: SimParams) -> float:
-    """Roofline time of an (m x k) @ (k x n) GEMM streaming everything from HBM, no launch."""
-    compute_s = 2.0 * m * n * k / (params.peak_flops_per_s * gemm_efficiency(m, params))
-    memory_s = hbm_time_s(k * n * dtype_bytes, (m * k + m * n) * dtype_bytes, params)
-    return max(compute_s, memory_s)
-
-
-def attention_roofline_s(
-    batch: int, heads: int, kv_heads: int, head_dim: int, new_tokens: int, context_len: int,
-    dtype_bytes: int, params: SimParams,
-) -> float:
-    shape = TokenShape(batch=batch, new_tokens=new_tokens, context_len=context_len)
-    flops = 4.0 * batch * heads * head_dim * attention_pairs(shape)
-    kv_read = batch * context_len * 2 * kv_heads * head_dim * dtype_bytes
-    kv_write = shape.tokens * 2 * kv_heads * head_dim * dtype_bytes
-    act = 2 * shape.tokens * heads * head_dim * dtype_bytes
-    return max(flops / (params.peak_flops_per_s * params.attention_efficiency),
-               hbm_time_s(kv_read, kv_write + act, params))
-
-
-@dataclass(frozen=True)
-class LogPoints:
-    """Measured shapes as arrays: the log of each dimension (one row per shape) and measured / roofline."""
-
-    log_dims: np.ndarray
-    ratios: np.ndarray
-
-    @staticmethod
-    def of(points: Sequence[tuple[Sequence[int], float]]) -> LogPoints:
-        return LogPoints(np.array([_log_dims(dims) for dims, _ in points], dtype=float),
-                         np.array([ratio for _, ratio in points], dtype=float))
-
-
-def _log_dims(dims: Sequence[int]) -> tuple[float, ...]:
-    return tuple(math.log(max(d, 1)) for d in dims)
-
-
-def measured_ratio(query: Sequence[int], points: Sequence[tuple[Sequence[int], float]]) -> float | None:
-    """Inverse log-distance weighted ratio of the two measured shapes nearest to ``query``."""
-    return _nearest_ratio(_log_dims(query), LogPoints.of(points)) if points else None
-
-
-def _nearest_ratio(log_query: tuple[float, ...], points: LogPoints) -> float | None:
-    if not len(points.ratios):
-        return None
-    distances = np.sqrt(((points.log_dims - np.array(log_query)) ** 2).sum(axis=1))
-    order = np.lexsort((points.ratios, distances))  # nearest first; equal distances: smaller ratio first
-    first = order[0]
-    if distances[first] == 0.0:
-        exact = np.flatnonzero(distances == 0.0)[0]  # the first measured shape equal to the query
-        return float(points.ratios[exact])
-    nearest = [(float(distances[i]), float(points.ratios[i])) for i in order[:2]]
-    weights = [1.0 / d for d, _ in nearest]
-    return sum(w * r for w, (_, r) in zip(weights, nearest, strict=True)) / sum(weights)
-
-
-def _measured_scale(op: Op, shape: TokenShape, cost: CostModel) -> float:
-    """Measured time / roofline time near this operator's shape (1.0 without measurements).
-
-    Memoized in ``cost.measured_scales``: every layer of a stage, and every stage pass of a
-    growing context, asks again for the same shapes.
-    """
+def measured_scale(op: Op, shape: TokenShape, cost: CostModel, memo: PriceMemo | None = None) -> float:
+    """Measured time / roofline time near this operator's shape (1.0 without measurements);
+    remembered in ``memo``: every layer of a stage, and every pass of a growing context, asks again."""
     query: tuple[int, ...]
     if op.kind == "gemm" and cost.gemm_points:
         query = (shape.tokens, op.out_features, op.in_features)
@@ -154,31 +72,22 @@ def _measured_scale(op: Op, shape: TokenShape, cost: CostModel) -> float:
         query = (shape.batch, op.heads, op.kv_heads, op.head_dim, shape.new_tokens, shape.context_len)
     else:
         return 1.0
+    memo = memo if memo is not None else PriceMemo()
     key = (op.kind, op.dtype_bytes, query)
-    scale = cost.measured_scales.get(key)
+    scale = memo.scales.get(key)
     if scale is None:
-        points = cost.measured_points.get((op.kind, op.dtype_bytes))
-        if points is None:
-            points = cost.measured_points[(op.kind, op.dtype_bytes)] = LogPoints.of(
-                _measured_points(op.kind, op.dtype_bytes, cost))
-        ratio = _nearest_ratio(_log_dims(query), points)
-        scale = cost.measured_scales[key] = 1.0 if ratio is None else ratio
+        table: MeasuredTable | None = memo.tables.get((op.kind, op.dtype_bytes))
+        if table is None:
+            table = memo.tables[(op.kind, op.dtype_bytes)] = (
+                gemm_table(cost.gemm_points, op.dtype_bytes, cost.params) if op.kind == "gemm"
+                else attention_table(cost.attention_points, op.dtype_bytes, cost.params))
+        ratio = nearest_ratio(log_dims(query), table)
+        scale = memo.scales[key] = 1.0 if ratio is None else ratio
     return scale
 
 
-def _measured_points(kind: str, dtype_bytes: int, cost: CostModel) -> list[tuple[tuple[int, ...], float]]:
-    """The profile's measured shapes of one kind, each with its measured / roofline ratio."""
-    params = cost.params
-    if kind == "gemm":
-        return [((p.m, p.n, p.k), p.time_s / gemm_roofline_s(p.m, p.n, p.k, dtype_bytes, params))
-                for p in cost.gemm_points]
-    return [((a.batch, a.heads, a.kv_heads, a.head_dim, a.new_tokens, a.context_len),
-             a.time_s / attention_roofline_s(a.batch, a.heads, a.kv_heads, a.head_dim, a.new_tokens,
-                                             a.context_len, dtype_bytes, params))
-            for a in cost.attention_points]
-
-
-def op_cost(op: Op, shape: TokenShape, cost: CostModel, weight_hit_fraction: float) -> OpCost:
+def op_cost(op: Op, shape: TokenShape, cost: CostModel, weight_hit_fraction: float,
+            memo: PriceMemo | None = None) -> OpCost:
     """Time and traffic of one compute operator (not a collective) at ``shape``."""
     params = cost.params
     flops = op_flops(op, shape)
@@ -197,7 +106,7 @@ def op_cost(op: Op, shape: TokenShape, cost: CostModel, weight_hit_fraction: flo
         compute_s = flops / (params.peak_flops_per_s * params.attention_efficiency)
     else:
         compute_s = 0.0  # elementwise: bandwidth-bound by construction
-    scale = _measured_scale(op, shape, cost) * prefill_time_scale(op.kind, shape, params)
+    scale = measured_scale(op, shape, cost, memo) * prefill_time_scale(op.kind, shape, params)
     launch_s = cost.launch_overhead_s
     if compute_s >= memory_s:
         parts = (compute_s * scale, 0.0, 0.0, 0.0)

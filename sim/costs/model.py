@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from sim.params import SimParams, resolve_params
 from topology.cluster import Cluster
 from topology.profile import AttentionPoint, CollectiveFit, GemmPoint, HardwareProfile
 
-if TYPE_CHECKING:
-    from sim.costs.kernels import LogPoints
-
 
 @dataclass(frozen=True)
 class CostModel:
-    """Everything the pure cost functions read (besides the operator and its shape)."""
+    """Everything the pure cost functions read (besides the operator and its shape); truly frozen:
+    what is worked out from it is remembered in a :class:`sim.costs.memo.PriceMemo`."""
 
     params: SimParams
     cuda_graphs: bool
     collectives: tuple[CollectiveFit, ...] = ()
     gemm_points: tuple[GemmPoint, ...] = ()
     attention_points: tuple[AttentionPoint, ...] = ()
-    # Memo of measured-to-roofline scales by (op kind, dtype bytes, shape): a pure function of
-    # the fields above, filled by sim.costs.kernels (every layer and context would redo it).
-    measured_scales: dict[tuple[str, int, tuple[int, ...]], float] = field(
-        default_factory=dict, compare=False, repr=False)
-    # Memo of the measured shapes of one (op kind, dtype bytes), as log dimensions and measured / roofline.
-    measured_points: dict[tuple[str, int], LogPoints] = field(
-        default_factory=dict, compare=False, repr=False)
 
     @property
     def launch_overhead_s(self) -> float:

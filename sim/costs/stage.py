@@ -12,12 +12,13 @@ needs the reduced tensor) or overlapped (it does not); the step lasts ``hold + c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cache
 from itertools import repeat
 
 from sim.costs.comm import CommCost, allreduce_cost
 from sim.costs.kernels import OpCost, op_cost, overlap_eager_launches
+from sim.costs.memo import PriceMemo, op_key
 from sim.costs.model import CostModel
 from sim.costs.residency import Residency, residency, residency_capacity_bytes
 from topology.cluster import Cluster
@@ -139,38 +140,23 @@ def stage_ops(model: ModelSpec, stage: Stage) -> tuple[list[Op], dict[str, tuple
     return stage_graph_ops(model, stage.layers, stage.tp_degree)
 
 
-@dataclass
-class PriceMemo:
-    """Prices already worked out under one cost model, shared by the passes compiled with it:
-    operators by shape (another layer's, or another context length's where only attention reads
-    the context) and all-reduces by bytes and group (they never depend on the context)."""
-
-    ops: dict[tuple[object, ...], OpCost] = field(default_factory=dict)
-    allreduces: dict[tuple[int, tuple[str, ...]], CommCost] = field(default_factory=dict)
-    # compute runs without attention, by (id of the run in its pass_layout, tokens, L2 hit fraction, named):
-    # the same at every context length (pass_layout keeps the runs alive, so the ids stay theirs)
-    runs: dict[tuple[int, int, float, bool], Segment] = field(default_factory=dict)
-    # activation bytes of a stage's operators (by id of stage_graph_ops' memoized list, tokens)
-    activations: dict[tuple[int, int], int] = field(default_factory=dict)
-
-
 def _priced(op: Op, shape: TokenShape, cost: CostModel, hit_fraction: float, priced: PriceMemo,
             named: bool = True) -> OpCost:
     """``op_cost`` of an operator, reusing the price of an identical one (another layer's, or another
     context length's where only attention reads the context)."""
     reads = shape if op.kind == "attention" else shape.tokens
-    key = (op.kind, op.dtype_bytes, op.in_features, op.out_features, op.width, op.heads, op.kv_heads, op.head_dim,
-           op.gated, op.terms, reads, hit_fraction)
-    known = priced.ops.get(key)
+    key = (op_key(op), reads, hit_fraction)
+    known: OpCost | None = priced.ops.get(key)
     if known is None:
-        known = priced.ops[key] = op_cost(op, shape, cost, hit_fraction)
+        known = priced.ops[key] = op_cost(op, shape, cost, hit_fraction, priced)
     return known if not named or known.name == op.name else replace(known, name=op.name)
 
 
-def stage_residency(stage: Stage, ops: list[Op], shape: TokenShape, cluster: Cluster, cost: CostModel,
-                    sram_counted: bool, priced: PriceMemo | None = None) -> Residency:
+def stage_residency(model: ModelSpec, stage: Stage, ops: list[Op], shape: TokenShape, cluster: Cluster,
+                    cost: CostModel, sram_counted: bool, priced: PriceMemo | None = None) -> Residency:
     weights = stage.footprint.weights_bytes
-    key = (id(ops), shape.tokens)  # activations depend on the tokens only, not on the context
+    # activations depend on the tokens, not the context; the model's layers are alike, so on the layer count
+    key = (model, stage.num_layers, stage.tp_degree, shape.tokens)
     activations = priced.activations.get(key) if priced is not None else None
     if activations is None:
         activations = sum(map(op_activation_bytes, ops, repeat(shape)))
@@ -190,7 +176,15 @@ def _compute_segment(part: tuple[Op, ...], overlaps: bool, shape: TokenShape, co
     return Segment(COMPUTE, label, sum(o.time_s for o in kernels), kernels, overlaps_collective=overlaps)
 
 
-LayoutPart = tuple[str, tuple[Op, ...], bool]  # (COMPUTE or ALLREDUCE, its operators, overlaps the all-reduce before)
+@dataclass(frozen=True)
+class LayoutPart:
+    """A piece of a stage's pass: a compute run or one all-reduce, whatever the token shape."""
+
+    kind: str  # COMPUTE or ALLREDUCE
+    ops: tuple[Op, ...]
+    overlaps: bool  # a compute run independent of the all-reduce before it
+    shapes: tuple[object, ...]  # its operators' shapes (memo.op_key), in order: the run's price key
+    names: tuple[str, ...]  # its operators' names (part of the key where a trace needs each one's own)
 
 
 @cache
@@ -208,7 +202,7 @@ def pass_layout(model: ModelSpec, layers: range, tp_degree: int) -> tuple[Layout
 
     def close_compute() -> None:
         if pending:
-            parts.append((COMPUTE, tuple(pending), independent))
+            parts.append(_part(COMPUTE, tuple(pending), independent))
             pending.clear()
 
     for op in ops:
@@ -217,7 +211,7 @@ def pass_layout(model: ModelSpec, layers: range, tp_degree: int) -> tuple[Layout
             waits.add(op.name)
         if op.kind == "allreduce":
             close_compute()
-            parts.append((ALLREDUCE, (op,), False))
+            parts.append(_part(ALLREDUCE, (op,), False))
             collective, waits, independent = op.name, set(), True
             continue
         if needs_collective and independent:  # the first op that waits: what follows runs after the all-reduce
@@ -228,6 +222,10 @@ def pass_layout(model: ModelSpec, layers: range, tp_degree: int) -> tuple[Layout
     return tuple(parts)
 
 
+def _part(kind: str, ops: tuple[Op, ...], overlaps: bool) -> LayoutPart:
+    return LayoutPart(kind, ops, overlaps, tuple(op_key(op) for op in ops), tuple(op.name for op in ops))
+
+
 def stage_pass(model: ModelSpec, stage: Stage, shape: TokenShape, cluster: Cluster, cost: CostModel,
                sram_counted: bool = False, priced: PriceMemo | None = None, named: bool = True) -> StagePass:
     """One microbatch pass of ``stage`` (``sram_counted``: the plan's cache-fit counted shared memory;
@@ -235,21 +233,21 @@ def stage_pass(model: ModelSpec, stage: Stage, shape: TokenShape, cluster: Clust
     False: alike kernels of different layers share one price record, named after the first)."""
     ops, _ = stage_ops(model, stage)
     priced = PriceMemo() if priced is None else priced  # every layer repeats the same kernels: price each once
-    res = stage_residency(stage, ops, shape, cluster, cost, sram_counted, priced)
+    res = stage_residency(model, stage, ops, shape, cluster, cost, sram_counted, priced)
     segments: list[Segment] = []
-    for kind, part, overlaps in pass_layout(model, stage.layers, stage.tp_degree):
-        if kind == ALLREDUCE:
-            key = (op_comm_bytes(part[0], shape), stage.devices)
-            comm = priced.allreduces.get(key)
+    for part in pass_layout(model, stage.layers, stage.tp_degree):
+        if part.kind == ALLREDUCE:
+            key = (op_comm_bytes(part.ops[0], shape), stage.devices)
+            comm: CommCost | None = priced.allreduces.get(key)
             if comm is None:
                 comm = priced.allreduces[key] = allreduce_cost(*key, cluster, cost)
-            segments.append(Segment(ALLREDUCE, part[0].name, comm.time_s, comm=comm))
+            segments.append(Segment(ALLREDUCE, part.ops[0].name, comm.time_s, comm=comm))
             continue
-        run_key = (id(part), shape.tokens, res.hit_fraction, named)
-        segment = priced.runs.get(run_key)
+        run_key = (part.shapes, part.names if named else None, part.overlaps, shape.tokens, res.hit_fraction)
+        segment: Segment | None = priced.runs.get(run_key)
         if segment is None:
-            segment = _compute_segment(part, overlaps, shape, cost, res.hit_fraction, priced, named)
-            if all(op.kind != "attention" for op in part):
+            segment = _compute_segment(part.ops, part.overlaps, shape, cost, res.hit_fraction, priced, named)
+            if all(op.kind != "attention" for op in part.ops):
                 priced.runs[run_key] = segment
         segments.append(segment)
     output_bytes = shape.tokens * model.hidden_size * model.dtype_bytes

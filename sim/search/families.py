@@ -16,8 +16,6 @@ from topology.partition.space import Layout, microbatch_choices, next_starts, tp
 from topology.partition.tp_pp import even_layer_split
 from topology.workload import Workload
 
-FAMILIES = ("all", "tp-pp", "layer-wise")
-
 
 def family_tp_choices(family: str, model: ModelSpec, cluster: Cluster) -> tuple[int, ...]:
     return (1,) if family == "layer-wise" else tp_choices(model, cluster)

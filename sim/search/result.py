@@ -6,24 +6,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sim.search.dp import Scored
+from sim.search.options import SearchOptions
 from topology.accuracy import RegimeError
 from topology.partition.space import Layout
 from topology.plan import Plan
 
 SEARCH_SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """What to search: how many finalists, on how many GPUs, under which limits, in which family."""
-
-    top_k: int = 10
-    gpus: int | None = None  # search on the first N GPUs (default: the whole cluster)
-    max_tpot_s: float | None = None  # decode: the time between a sequence's tokens
-    max_ttft_s: float | None = None  # prefill: the mean time to first token
-    family: str = "all"  # "all", "tp-pp" or "layer-wise" (sim.search.families)
-    microbatches: int | None = None  # fix the microbatch count (default: every divisor of the batch)
-    events: bool = True  # re-rank the finalists by the event simulation (False: the twin's ranking only)
 
 
 @dataclass(frozen=True)

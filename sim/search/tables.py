@@ -4,7 +4,7 @@
 (kernels and all-reduces, per device: :func:`sim.costs.stage.stage_pass`), present only when the
 stage fits HBM. ``send_s[(tp_src, tp_dst, crosses)]``: how long a stage is blocked sending its
 activation to the next stage, whose group lies in the same node or, when ``crosses``, in another
-(:func:`sim.program.boundary_time_s`). A growing context averages the two passes around the
+(:func:`sim.costs.transfers.boundary_time_s`). A growing context averages the two passes around the
 measured iterations' mean context, as the twin does. Layers are identical, so a stage's cost
 depends on its layer count and TP degree, and a boundary's on the two TP degrees and whether it
 crosses nodes: the same numbers :func:`sim.analytic.analytic_metrics` computes for a whole plan.
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sim.analytic import analytic_shapes
 from sim.costs.model import CostModel
 from sim.costs.stage import PriceMemo, stage_pass
-from sim.program import boundary_time_s, boundary_transfers
+from sim.costs.transfers import boundary_time_s, boundary_transfers
 from topology.cluster import Cluster
 from topology.footprint import stage_footprint
 from topology.model import ModelSpec

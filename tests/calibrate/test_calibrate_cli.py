@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import executor.calibrate.cli as calibrate_cli
+import executor.calibrate.run as calibrate_run
 from layerwise.cli import main
 from topology.profile import load_profile
 
@@ -41,7 +41,7 @@ def test_failing_section_is_recorded_and_the_rest_still_measured(tmp_path: Path,
     def broken(*args: object, **kwargs: object) -> dict[str, object]:
         raise RuntimeError("simulated CUDA out of memory")
 
-    monkeypatch.setattr(calibrate_cli, "measure_hbm", broken)
+    monkeypatch.setattr(calibrate_run, "measure_hbm", broken)
     out = tmp_path / "p.json"
     assert main(["calibrate", "--device", "cpu", "--quick", "--only", "launch,hbm,gemm", "--out", str(out)]) == 0
     profile = load_profile(out)
@@ -78,8 +78,8 @@ def test_collectives_under_torchrun_with_gloo(tmp_path: Path) -> None:
 def test_calibrate_imports_without_simpy_sim_validate_or_matplotlib() -> None:
     code = ("import sys\n"
             "for name in ('simpy', 'sim', 'validate', 'matplotlib'): sys.modules[name] = None\n"
-            "import executor.calibrate.cli, executor.calibrate.collectives, executor.calibrate.fit, "
-            "executor.calibrate.plots")
+            "import layerwise.commands.calibrate, executor.calibrate.run, executor.calibrate.collectives, "
+            "executor.calibrate.fit, executor.calibrate.plots")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import executor.calibrate.cli as calibrate_cli
+import layerwise.commands.calibrate as calibrate_cli
 from layerwise.cli import main
 
 

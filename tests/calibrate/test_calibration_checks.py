@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import executor.calibrate.cli as calibrate_cli
+import executor.calibrate.run as calibrate_run
 from executor.calibrate.assemble import build_profile
 from executor.calibrate.plots import size_label
 from layerwise.cli import main
@@ -63,7 +63,7 @@ def test_calibrate_exits_non_zero_naming_the_rejected_field(tmp_path: Path, monk
     def flat_launch(*args: object, **kwargs: object) -> dict[str, object]:  # bursts that do not grow
         return {"eager": [{"kernels": 20, "time_s": 1e-3}, {"kernels": 100, "time_s": 0.9e-3}]}
 
-    monkeypatch.setattr(calibrate_cli, "measure_launch", flat_launch)
+    monkeypatch.setattr(calibrate_run, "measure_launch", flat_launch)
     out = tmp_path / "p.json"
     assert main(["calibrate", "--device", "cpu", "--quick", "--only", "launch", "--out", str(out)]) == 1
     err = capsys.readouterr().err

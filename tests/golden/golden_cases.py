@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sim.api import analytic_estimate, simulate_plan
+from sim.resolve import resolve_given
+from sim.simulate import estimate, simulate
 from topology.errors import LayerwiseError
 from topology.experiment import experiment_names, load_experiment
 from topology.hardware import gpu_names, load_gpu
@@ -72,8 +73,8 @@ def numbers(case: Case) -> dict[str, Any]:
         experiment = load_experiment(case.experiment, list(VARIANTS[case.variant]))
         profile = (load_profile(shipped_profile_name(experiment.cluster.gpu.name))
                    if case.profile == "shipped" else None)
-        estimate = simulate_plan if case.estimator == "events" else analytic_estimate
-        result = estimate(experiment, case.plan, profile=profile)
+        run = simulate if case.estimator == "events" else estimate
+        result = run(resolve_given(experiment, case.plan, profile))
     except LayerwiseError as exc:
         return {"error": str(exc)}
     m = result.metrics

@@ -32,6 +32,7 @@ class _SignalsWhenCollected:
         sum(range(1000))  # bytecodes for the handler to run on
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed raise, as expected
 def test_a_signal_swallowed_by_a_finalizer_is_raised_at_the_next_check(handled: None) -> None:
     item = _SignalsWhenCollected()
     del item  # CPython prints "Exception ignored in ... __del__" and carries on

@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 
 from layerwise.question.cases import CLUSTERS, MODELS, ROLES, CaseResult
-from layerwise.question.main import DEFAULT_PROFILE, run_main_job
-from topology.profile import load_profile
+from layerwise.question.main import run_main_job
+from sim.inputs import ProfileChoice
 
 
 @pytest.fixture(scope="module")
 def main_job() -> tuple[str, list[CaseResult]]:
-    profile = load_profile(DEFAULT_PROFILE)
-    return run_main_job(profile, "shipped H100 profile", (), jobs=2, twin_only=False)
+    return run_main_job(ProfileChoice(), (), jobs=2, twin_only=False)  # the default: the shipped H100 profile
 
 
 def test_every_case_has_every_role(main_job: tuple[str, list[CaseResult]]) -> None:

@@ -7,13 +7,15 @@ import math
 import pytest
 from search_cases import CASES, mini_experiment
 
-from sim.api import analytic_estimate, simulate_plan
 from sim.costs.model import build_cost_model
+from sim.inputs import basis_of, given_profile
+from sim.resolve import resolve_given
 from sim.search.dp import Geometry, Scored, k_best_layouts, score_layout
 from sim.search.families import tp_pp_layouts
-from sim.search.result import SearchOptions
-from sim.search.run import search_plans
+from sim.search.options import SearchOptions
+from sim.search.plan_search import search_plans
 from sim.search.tables import StageTable
+from sim.simulate import estimate, simulate
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment
 from topology.partition.space import enumerate_layouts, microbatch_choices, plan_of_layout, tp_choices
@@ -66,7 +68,7 @@ def test_the_tables_add_up_to_the_twin_of_the_whole_plan(case: str) -> None:
     scored, _ = _twin_all(experiment)
     for s in scored[::7]:
         plan = plan_of_layout(s.layout, experiment.model, experiment.cluster, experiment.workload, "check")
-        twin = analytic_estimate(experiment, "check", plan=plan)
+        twin = estimate(resolve_given(experiment, plan, None))
         assert twin.metrics.step_time_s == pytest.approx(s.step_s, rel=1e-12), s.layout.describe()
 
 
@@ -80,8 +82,8 @@ def test_the_search_finds_the_best_plan_of_brute_force_under_events(case: str) -
             plan = plan_of_layout(layout, experiment.model, experiment.cluster, experiment.workload, "brute")
         except LayerwiseError:
             continue  # does not fit HBM
-        best = max(best, simulate_plan(experiment, "brute", plan=plan).metrics.tokens_per_s)
-    result = search_plans(experiment, options=SearchOptions(top_k=5))
+        best = max(best, simulate(resolve_given(experiment, plan, None)).metrics.tokens_per_s)
+    result = search_plans(basis_of(experiment, given_profile(None)), SearchOptions(top_k=5))
     assert result.best.prediction.estimator == "events"
     assert result.best.prediction.tokens_per_s == pytest.approx(best, rel=1e-9)
     assert [c.prediction.tokens_per_s for c in result.ranked] == sorted(

@@ -7,9 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from search_cases import mini_experiment
 
-from sim.api import analytic_estimate
-from sim.search.result import SearchOptions
-from sim.search.run import search_plans
+from sim.inputs import basis_of, given_profile
+from sim.resolve import resolve_given
+from sim.search.options import SearchOptions
+from sim.search.plan_search import search_plans
+from sim.simulate import estimate
 from topology.errors import LayerwiseError
 from topology.experiment import experiment_from_dict
 from topology.partition import partition_cache_fit, partition_tp_pp
@@ -57,10 +59,10 @@ def _rivals(experiment):  # type: ignore[no-untyped-def]
 @settings(max_examples=25, deadline=None)
 @given(experiment=experiments())
 def test_never_worse_than_a_tp_pp_or_cache_fit_plan(experiment) -> None:  # type: ignore[no-untyped-def]
-    result = search_plans(experiment, options=SearchOptions(top_k=3))
+    result = search_plans(basis_of(experiment, given_profile(None)), SearchOptions(top_k=3))
     best_twin = min(c.scored.step_s for c in result.ranked)
     for rival in _rivals(experiment):
-        step = analytic_estimate(experiment, "rival", plan=rival).metrics.step_time_s
+        step = estimate(resolve_given(experiment, rival, None)).metrics.step_time_s
         assert best_twin <= step * (1 + 1e-12), rival.describe()
     assert result.best.prediction.tokens_per_s >= max(c.prediction.tokens_per_s for c in result.ranked)
 
@@ -68,7 +70,7 @@ def test_never_worse_than_a_tp_pp_or_cache_fit_plan(experiment) -> None:  # type
 def test_the_experiments_own_plans_are_finalists() -> None:
     experiment = mini_experiment("decode-2x2-graphs", plans={
         "odd": {"partitioner": "tp-pp", "tp": 1, "pp": 4, "microbatches": 1}})
-    result = search_plans(experiment, options=SearchOptions(top_k=2))
+    result = search_plans(basis_of(experiment, given_profile(None)), SearchOptions(top_k=2))
     own = [c for c in result.ranked if "experiment: odd" in c.origin]
     assert len(own) == 1 and own[0].events is not None
     assert result.best.prediction.tokens_per_s >= own[0].prediction.tokens_per_s
@@ -76,30 +78,31 @@ def test_the_experiments_own_plans_are_finalists() -> None:
 
 def test_a_tpot_limit_holds_and_binds() -> None:
     experiment = mini_experiment("decode-2x2-graphs")
-    free = search_plans(experiment, options=SearchOptions(top_k=5))
+    free = search_plans(basis_of(experiment, given_profile(None)), SearchOptions(top_k=5))
     # a limit between the best plan's TPOT and the worst finalist's
     tpots = sorted(c.prediction.tpot_s for c in free.ranked)  # type: ignore[type-var]
     limit = (tpots[0] + tpots[1]) / 2
-    limited = search_plans(experiment, options=SearchOptions(top_k=5, max_tpot_s=limit))
+    limited = search_plans(basis_of(experiment, given_profile(None)), SearchOptions(top_k=5, max_tpot_s=limit))
     assert all(c.prediction.tpot_s <= limit for c in limited.ranked)  # type: ignore[operator]
     assert limited.best.layout == free.best.layout
     with pytest.raises(LayerwiseError, match="no plan of mini on the first 4 GPUs"):
-        search_plans(experiment, options=SearchOptions(max_tpot_s=tpots[0] / 10))
+        search_plans(basis_of(experiment, given_profile(None)), SearchOptions(max_tpot_s=tpots[0] / 10))
 
 
 def test_a_gpu_limit_and_a_ttft_limit_hold() -> None:
     experiment = mini_experiment("prefill-2x2")
-    free = search_plans(experiment, options=SearchOptions(top_k=5))
+    free = search_plans(basis_of(experiment, given_profile(None)), SearchOptions(top_k=5))
     assert free.best.gpus == 4
-    two = search_plans(experiment, options=SearchOptions(top_k=5, gpus=2))
+    two = search_plans(basis_of(experiment, given_profile(None)), SearchOptions(top_k=5, gpus=2))
     assert all(c.gpus <= 2 and max(int(d[3:]) for d in c.plan.devices) < 2 for c in two.ranked)
     ttfts = sorted(c.prediction.ttft_s for c in free.ranked)  # type: ignore[type-var]
-    limited = search_plans(experiment, options=SearchOptions(top_k=5, max_ttft_s=ttfts[1]))
+    limited = search_plans(basis_of(experiment, given_profile(None)), SearchOptions(top_k=5, max_ttft_s=ttfts[1]))
     assert all(c.prediction.ttft_s <= ttfts[1] for c in limited.ranked)  # type: ignore[operator]
 
 
 def test_the_layer_wise_family_uses_tp_1_only() -> None:
-    result = search_plans(mini_experiment("decode-1x4-eager"), options=SearchOptions(family="layer-wise"))
+    experiment = mini_experiment("decode-1x4-eager")
+    result = search_plans(basis_of(experiment, given_profile(None)), SearchOptions(family="layer-wise"))
     assert all(set(c.layout.tp_degrees) == {1} for c in result.ranked if c.origin.startswith("search"))
 
 
@@ -113,4 +116,4 @@ def test_the_layer_wise_family_uses_tp_1_only() -> None:
 ])
 def test_bad_options_name_the_option(options: SearchOptions, field: str) -> None:
     with pytest.raises(LayerwiseError, match=f"^{field}"):
-        search_plans(mini_experiment("decode-2x2-graphs"), options=options)
+        search_plans(basis_of(mini_experiment("decode-2x2-graphs"), given_profile(None)), options)

@@ -7,7 +7,9 @@ import dataclasses
 import pytest
 
 from sim.costs.comm import allreduce_cost, p2p_cost
-from sim.costs.kernels import measured_ratio, op_cost
+from sim.costs.kernels import op_cost
+from sim.costs.measured import measured_ratio
+from sim.costs.memo import PriceMemo
 from sim.costs.model import build_cost_model
 from sim.costs.residency import weight_hit_fraction
 from sim.params import FITTABLE_PARAMS, datasheet_params, resolve_params
@@ -145,9 +147,10 @@ def test_measured_scales_are_memoized_per_shape_and_match_a_fresh_model(monkeypa
     op = _gemm(4096, 4096)
     expected = [op_cost(op, shape, build_cost_model(H100, profile, cuda_graphs=True), 0.0) for shape in shapes]
     calls: list[object] = []
-    real = kernels._nearest_ratio
-    monkeypatch.setattr(kernels, "_nearest_ratio", lambda q, p: calls.append(q) or real(q, p))
-    shared = build_cost_model(H100, profile, cuda_graphs=True)
-    assert [op_cost(op, s, shared, 0.0) for s in shapes * 2] == expected * 2
+    real = kernels.nearest_ratio
+    monkeypatch.setattr(kernels, "nearest_ratio", lambda q, p: calls.append(q) or real(q, p))
+    cost, memo = build_cost_model(H100, profile, cuda_graphs=True), PriceMemo()
+    assert [op_cost(op, s, cost, 0.0, memo) for s in shapes * 2] == expected * 2
     assert len(calls) == 2  # one per GEMM shape (tokens, out, in); the context does not change a GEMM
-    assert shared == build_cost_model(H100, profile, cuda_graphs=True)  # the memo takes no part in equality
+    assert len(memo.scales) == 2 and len(memo.tables) == 1
+    assert cost == build_cost_model(H100, profile, cuda_graphs=True)  # the cost model holds no memo

@@ -27,7 +27,8 @@ from dataclasses import replace
 import pytest
 from sim_toy import toy_profile
 
-from sim.api import analytic_estimate, simulate_plan
+from sim.resolve import resolve_given
+from sim.simulate import estimate, simulate
 from topology.experiment import build_plan
 from topology.plan import Plan
 
@@ -41,8 +42,8 @@ LAYER_DECODE_US = 3428.0
 
 
 def _both(experiment, plan: str, given: Plan | None = None) -> tuple[float, float]:
-    events = simulate_plan(experiment, plan, plan=given, profile=toy_profile(**FINITE))
-    twin = analytic_estimate(experiment, plan, plan=given, profile=toy_profile(**FINITE))
+    events = simulate(resolve_given(experiment, given or plan, toy_profile(**FINITE)))
+    twin = estimate(resolve_given(experiment, given or plan, toy_profile(**FINITE)))
     return events.metrics.step_time_s, twin.metrics.step_time_s
 
 
@@ -52,7 +53,7 @@ def test_compute_bound_kernels_with_graph_launches(make_experiment):
     events, twin = _both(experiment, "one")
     assert events == pytest.approx(2 * LAYER_DECODE_US * US, rel=1e-12)  # two layers: 6856 us
     assert twin == pytest.approx(2 * LAYER_DECODE_US * US, rel=1e-12)
-    result = simulate_plan(experiment, "one", profile=toy_profile(**FINITE))
+    result = simulate(resolve_given(experiment, "one", toy_profile(**FINITE)))
     assert result.metrics.simulation is not None
     parts = result.metrics.simulation.breakdown
     # compute-bound: 960 + 640 + 320 + 640 + 640 = 3200 us per layer; memory-bound elementwise: 128 us
@@ -114,8 +115,8 @@ def test_prefill_time_to_first_token(make_experiment):
         {"pp2": {"partitioner": "tp-pp", "tp": 1, "pp": 2, "microbatches": 2}},
         workload={"phase": "prefill", "batch_size": 2, "prompt_len": 4, "context_len": 4, "cuda_graphs": True},
         cluster=TWO_NODES)
-    for estimate in (simulate_plan, analytic_estimate):
-        metrics = estimate(experiment, "pp2", profile=toy_profile(**FINITE)).metrics
+    for run in (simulate, estimate):
+        metrics = run(resolve_given(experiment, "pp2", toy_profile(**FINITE))).metrics
         assert metrics.step_time_s == pytest.approx(37238 * US, rel=1e-12)
         assert metrics.ttft_s == pytest.approx(31029.5 * US, rel=1e-12)
         assert metrics.tokens_per_s == pytest.approx(8 / (37238 * US), rel=1e-12)

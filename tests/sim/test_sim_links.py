@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sim_toy import toy_experiment, toy_profile
 
-from sim.api import resolve_inputs, simulate_plan
+from sim.costs.transfers import boundary_time_s, boundary_transfers
 from sim.fabric import Fabric
-from sim.program import boundary_time_s, boundary_transfers
+from sim.resolve import resolve_given
+from sim.simulate import simulate
 from topology.partition.assemble import StageSpec, assemble_plan
 
 US = 1e-6
@@ -35,11 +36,11 @@ def test_a_fan_out_serializes_on_the_senders_port() -> None:
                                 model={"num_layers": 3})
     plan = assemble_plan(experiment.model, experiment.cluster, experiment.workload,
                          [StageSpec(0, 1, 1), StageSpec(1, 3, 2)], "tp-pp", "hand", 1)
-    _, _, cost = resolve_inputs(experiment, "p", plan, toy_profile())
+    cost = resolve_given(experiment, plan, toy_profile()).basis.cost
     transfers = boundary_transfers(plan.stages[0], plan.stages[1], 8, experiment.cluster, cost)
     assert [(t.src, t.dst) for t in transfers] == [("gpu0", "gpu1"), ("gpu0", "gpu2")]
     assert [t.cost.time_s for t in transfers] == pytest.approx([2 * US, 2 * US], rel=1e-12)
     assert boundary_time_s(transfers) == pytest.approx(3 * US, rel=1e-12)
     # the event simulation blocks stage 0 for the same 3 us per pass (nothing else uses its port)
-    result = simulate_plan(experiment, "p", plan=plan, profile=toy_profile())
+    result = simulate(resolve_given(experiment, plan, toy_profile()))
     assert result.metrics.stages[0].communication_s == pytest.approx(3 * US, rel=1e-12)

@@ -7,7 +7,8 @@ import pytest
 from sim_toy import toy_experiment, toy_profile
 
 from executor.checks import check_plan_runs
-from sim.api import analytic_estimate, simulate_plan
+from sim.resolve import resolve_given
+from sim.simulate import estimate, simulate
 from topology.errors import LayerwiseError
 from topology.experiment import build_plan
 from topology.layer_graph import build_layer_graph, graph_ops
@@ -43,8 +44,8 @@ def test_the_attention_all_reduce_hides_behind_the_mlp_branch() -> None:
     """
     experiment = toy_experiment({"tp2": {"partitioner": "tp-pp", "tp": 2, "pp": 1, "microbatches": 1}},
                                 model=PARALLEL)
-    events = simulate_plan(experiment, "tp2", profile=toy_profile())
-    twin = analytic_estimate(experiment, "tp2", profile=toy_profile())
+    events = simulate(resolve_given(experiment, "tp2", toy_profile()))
+    twin = estimate(resolve_given(experiment, "tp2", toy_profile()))
     assert events.metrics.step_time_s == pytest.approx(315 * US, rel=1e-12)
     assert twin.metrics.step_time_s == pytest.approx(315 * US, rel=1e-12)
     stage = events.metrics.stages[0]

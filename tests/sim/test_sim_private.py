@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from sim_toy import toy_experiment, toy_profile
 
-from sim.api import resolve_inputs
-from sim.engine import simulate_events, stage_transfers
-from sim.metrics import build_metrics
-from sim.program import group_ports, private_stages
+from sim.costs.transfers import group_ports
+from sim.engine import private_stages, simulate_events, stage_transfers
+from sim.resolve import resolve_given
+from sim.results import build_metrics
 from topology.partition.assemble import StageSpec, assemble_plan
 
 FOUR = {"name": "toy4", "nodes": 1, "gpus_per_node": 4, "gpu": "h100-sxm", "intra_node_link": "nvlink4"}
@@ -26,7 +26,7 @@ def _setup(cluster: dict, specs: list[tuple[int, int, int]], microbatches: int, 
                                 workload={"batch_size": 4, "warmup_iters": 0, "measured_iters": 12})
     plan = assemble_plan(experiment.model, experiment.cluster, experiment.workload,
                          [StageSpec(*s) for s in specs], "tp-pp", "hand", microbatches)
-    _, _, cost = resolve_inputs(experiment, "p", plan, toy_profile(**profile))
+    cost = resolve_given(experiment, plan, toy_profile(**profile)).basis.cost
     return experiment, plan, cost
 
 

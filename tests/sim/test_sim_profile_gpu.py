@@ -8,7 +8,8 @@ import pytest
 import yaml
 from sim_toy import toy_experiment, toy_profile, toy_raw
 
-from sim.api import analytic_estimate, simulate_plan
+from sim.resolve import resolve, resolve_given
+from sim.simulate import estimate, simulate
 from topology.errors import LayerwiseError
 from topology.experiment import load_experiment
 from topology.profile import HardwareProfile, write_profile
@@ -21,14 +22,14 @@ def cpu_profile() -> HardwareProfile:
     return HardwareProfile(gpu_name="cpu", gpu_count=1, params=toy.params)
 
 
-@pytest.mark.parametrize("estimate", [simulate_plan, analytic_estimate])
-def test_a_cpu_profile_on_an_h100_cluster_is_refused_unless_forced(estimate) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("run", [simulate, estimate])
+def test_a_cpu_profile_on_an_h100_cluster_is_refused_unless_forced(run) -> None:  # type: ignore[no-untyped-def]
     experiment = toy_experiment(PLANS)
     with pytest.raises(LayerwiseError) as info:
-        estimate(experiment, "pp2", profile=cpu_profile())
+        run(resolve_given(experiment, "pp2", cpu_profile()))
     assert info.value.field == "profile" and "'cpu'" in info.value.message and "H100-SXM5-80GB" in info.value.message
-    forced = estimate(experiment, "pp2", profile=cpu_profile(), force_profile=True)
-    same = estimate(experiment, "pp2", profile=toy_profile())
+    forced = run(resolve_given(experiment, "pp2", cpu_profile(), force=True))
+    same = run(resolve_given(experiment, "pp2", toy_profile()))
     assert forced.metrics.step_time_s == same.metrics.step_time_s  # forced: the profile's numbers are used
 
 
@@ -36,4 +37,4 @@ def test_a_profile_named_in_the_experiment_file_is_checked_too(tmp_path: Path) -
     write_profile(tmp_path / "cpu.json", cpu_profile())
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump({**toy_raw(PLANS), "profile": "cpu.json"}))
     with pytest.raises(LayerwiseError, match="measured on 'cpu'"):
-        simulate_plan(load_experiment(str(tmp_path / "exp.yaml")), "pp2")
+        resolve(load_experiment(str(tmp_path / "exp.yaml")), "pp2")

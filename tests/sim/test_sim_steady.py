@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sim_toy import toy_experiment, toy_profile
 
-from sim.api import analytic_estimate, resolve_inputs
 from sim.engine import simulate_events
-from sim.metrics import build_metrics
+from sim.resolve import resolve_given
+from sim.results import build_metrics
+from sim.simulate import estimate
 from topology.experiment import Experiment
 from topology.partition.assemble import StageSpec, assemble_plan
 from topology.plan import Plan
@@ -28,7 +29,7 @@ def _hand_plan(workload: dict, specs: list[tuple[int, int, int]], microbatches: 
 
 
 def _both(experiment: Experiment, plan: Plan, **profile: float) -> tuple[Metrics, Metrics, int]:
-    _, _, cost = resolve_inputs(experiment, "p", plan, toy_profile(**profile))
+    cost = resolve_given(experiment, plan, toy_profile(**profile)).basis.cost
     replay = simulate_events(plan, experiment.workload, experiment.cluster, cost, steady_state=False)
     skipping = simulate_events(plan, experiment.workload, experiment.cluster, cost)
     params = cost.params.to_dict()
@@ -75,7 +76,7 @@ def test_with_contention() -> None:
     experiment, plan = _hand_plan(WORKLOAD, [(0, 1, 1), (1, 3, 2)], 4, FOUR)
     profile = {"collective_latency_s": 100e-6, "p2p_latency_s": 40e-6}
     replay, skipping, skipped = _both(experiment, plan, **profile)
-    twin = analytic_estimate(experiment, "p", plan=plan, profile=toy_profile(**profile)).metrics
+    twin = estimate(resolve_given(experiment, plan, toy_profile(**profile))).metrics
     assert replay.stages[0].communication_s > 3 * twin.stages[0].communication_s  # the contention is real
     _assert_same(replay, skipping)
     assert skipped > 0
@@ -100,7 +101,7 @@ def test_a_billion_iterations_take_a_few_periods() -> None:
     """Fixed context: measured_iters 10^9 simulates a handful of iterations and gives the short run's figures."""
     short, _ = _hand_plan(WORKLOAD, [(0, 1, 2), (1, 3, 2)], 4, FOUR)
     long, plan = _hand_plan({**WORKLOAD, "measured_iters": 1_000_000_000}, [(0, 1, 2), (1, 3, 2)], 4, FOUR)
-    _, _, cost = resolve_inputs(long, "p", plan, toy_profile())
+    cost = resolve_given(long, plan, toy_profile()).basis.cost
     record = simulate_events(plan, long.workload, long.cluster, cost)
     assert long.workload.iterations - record.skipped_iterations < 40
     metrics = build_metrics(plan, long.workload, record, cost.params.to_dict())

@@ -11,8 +11,9 @@ import pytest
 import yaml
 from sim_toy import toy_profile, toy_raw
 
-from layerwise import sweep_cli
 from layerwise.cli import main
+from layerwise.commands import sweep as sweep_cli
+from sim.inputs import ProfileChoice
 from topology.profile import HardwareProfile, write_profile
 
 PLANS = {"tp2": {"partitioner": "tp-pp", "tp": 2, "pp": 1, "microbatches": 1},
@@ -100,7 +101,7 @@ def _slow_first(task: sweep_cli.Task) -> tuple[int, dict[str, Any]]:
 def test_progress_follows_completion_order_and_rows_keep_grid_order(monkeypatch: pytest.MonkeyPatch,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(sweep_cli, "run_point", _slow_first)  # forked workers see the patched function
-    tasks = [sweep_cli.Task(i, "toy", (), (("k", str(i)),), "p", True, False) for i in range(3)]
+    tasks = [sweep_cli.Task(i, "toy", (), (("k", str(i)),), "p", True, ProfileChoice()) for i in range(3)]
     rows = sweep_cli.run_tasks(tasks, jobs=2, keys=["k"])
     assert [row["k"] for row in rows] == ["0", "1", "2"]
     finished = [line.split("  ")[-1] for line in capsys.readouterr().err.splitlines()]

@@ -26,8 +26,8 @@ def error_of(fn: Any, *args: Any, **kwargs: Any) -> LayerwiseError:
 
 
 @pytest.mark.parametrize("partitioner", [
-    {"partitioner": "tp-pp", "tp": 1, "pp": 2}, {"partitioner": "cache-fit"}, {"partitioner": "optimal"},
-])
+    {"partitioner": "tp-pp", "tp": 1, "pp": 2}, {"partitioner": "cache-fit"},
+])  # optimal's arguments are the search's: tests/search/test_search_options.py
 @pytest.mark.parametrize("microbatches", [0, -2])
 def test_zero_or_negative_microbatches_is_named_not_a_zero_division(partitioner: dict[str, Any],
                                                                     microbatches: int) -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sim.api import simulate_plan
+from sim.resolve import resolve_given
+from sim.simulate import simulate
 from topology.experiment import build_plan, load_experiment
 from topology.profile import HardwareProfile, ProfileParams
 from topology.results import RunResult, write_result
@@ -32,7 +33,7 @@ def _write_synthetic(folder: Path) -> None:
         experiment = load_experiment("small-h100x1", [*overrides, f"name=synthetic-{i}"])
         plan = build_plan(experiment, "plan")
         short = with_iterations(experiment, WARMUP_ITERS, MEASURED_ITERS)
-        simulated = simulate_plan(short, "plan", plan=plan, profile=truth)
+        simulated = simulate(resolve_given(short, plan, truth))
         measured = RunResult(source="hardware", experiment=experiment.to_dict(), plan_name="plan",
                              plan=plan.to_dict(), metrics=simulated.metrics, environment={"synthetic": True})
         write_result(folder / f"synthetic-{i}.json", measured)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import validate.cli as validate_cli
+import validate.pipeline as validate_cli
 from layerwise.cli import main
 
 

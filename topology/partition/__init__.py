@@ -4,9 +4,11 @@ from topology.partition.cache_fit import partition_cache_fit, resolve_capacity_b
 from topology.partition.min_max_bytes import bytes_moved_cost, partition_min_max_bytes, plan_cost
 from topology.partition.tp_pp import partition_tp_pp
 
-PARTITIONERS = ("tp-pp", "cache-fit", "min-max-bytes", "optimal")  # optimal: the plan search (sim/search)
+OPTIMAL = "optimal"  # the simulator's plan search: its arguments live in sim/search/options.py
+PARTITIONERS = ("tp-pp", "cache-fit", "min-max-bytes", OPTIMAL)
 
 __all__ = [
+    "OPTIMAL",
     "PARTITIONERS",
     "bytes_moved_cost",
     "partition_cache_fit",

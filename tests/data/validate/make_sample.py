@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.api import simulate_plan
+from sim.resolve import resolve_given
+from sim.simulate import simulate
 from topology.atomic_io import write_text_atomic
 from topology.experiment import Experiment, build_plan, load_experiment
 from topology.hardware import load_gpu
@@ -108,7 +109,7 @@ def main() -> None:
         experiment = _experiment(name, base, overrides)
         plan = build_plan(experiment, "plan")
         trace = str(RESULTS_DIR / f"{name}.trace.json") if name == TRACED else None
-        simulated = simulate_plan(experiment, "plan", plan=plan, profile=truth, trace_path=trace)
+        simulated = simulate(resolve_given(experiment, plan, truth), trace_path=trace)
         scale = 1.0 + NOISE * float(rng.standard_normal())
         m = simulated.metrics
         step_s = m.step_time_s * scale

@@ -17,16 +17,18 @@ import sys
 import time
 from pathlib import Path
 
-from layerwise.question.main import DEFAULT_PROFILE, main_job_json, run_main_job
-from layerwise.results_table import Row, render_rows
+from layerwise.question.main import main_job_json, run_main_job
 from layerwise.terminal.arguments import positive_int
 from layerwise.terminal.progress import ProgressLine
-from sim.api import analytic_estimate, simulate_plan
-from topology.accuracy import describe_band, plan_components, regime_of, unvalidated_components
+from layerwise.views.results_table import Row, render_rows
+from sim.inputs import Basis, ProfileChoice, resolve_basis
+from sim.resolve import plan_inputs
+from sim.simulate import estimate, simulate
+from topology.accuracy import describe_band, plan_components, unvalidated_components
 from topology.atomic_io import check_output_file, write_text_atomic
 from topology.errors import LayerwiseError
-from topology.experiment import Experiment, load_experiment
-from topology.profile import HardwareProfile, band_for_cluster, load_profile
+from topology.experiment import load_experiment
+from topology.plan import Plan
 from topology.results import RunResult
 
 
@@ -35,11 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan", dest="plan_name", help="only this plan of the experiment")
     parser.add_argument("--json", dest="json_out", help="write results (shared schema) here")
     parser.add_argument("--trace", dest="trace_out", help="write a Chrome/Perfetto trace here (one per plan)")
-    parser.add_argument("--profile", help="hardware profile JSON or shipped name (overrides the experiment's; "
-                                          f"the main job's default: {DEFAULT_PROFILE})")
-    parser.add_argument("--datasheet", action="store_true", help="no profile: the GPU and link data files alone")
-    parser.add_argument("--force-profile", action="store_true",
-                        help="apply a profile measured on another GPU than the cluster's")
+    add_profile_flags(parser)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override an experiment entry by dotted path (repeatable)")
     parser.add_argument("--analytic", action="store_true", help="the closed-form twin instead of events")
@@ -53,14 +51,18 @@ def trace_path_for(trace_out: str, plan_name: str, several: bool) -> str:
     return str(path.with_name(f"{path.stem}.{plan_name}{path.suffix or '.json'}"))
 
 
-def _profile(args: argparse.Namespace, default: str | None) -> tuple[HardwareProfile | None, str]:
-    if args.datasheet and args.profile:
-        raise LayerwiseError("--datasheet", "give --datasheet or --profile, not both")
-    name = None if args.datasheet else (args.profile or default)
-    if name is None:
-        return None, "datasheet parameters (no profile)"
-    profile = load_profile(name)
-    return profile, f"{profile.source} profile of {profile.gpu_name} ({name})"
+def add_profile_flags(parser: argparse.ArgumentParser) -> None:
+    """``--profile``, ``--datasheet``, ``--force-profile``: the same in every command that simulates."""
+    parser.add_argument("--profile", help="hardware profile JSON or shipped name (overrides the experiment's; "
+                                          "default: the shipped profile of the cluster's GPU, if any)")
+    parser.add_argument("--datasheet", action="store_true", help="no profile: the GPU and link data files alone")
+    parser.add_argument("--force-profile", action="store_true",
+                        help="apply a profile measured on another GPU than the cluster's")
+
+
+def profile_choice(args: argparse.Namespace) -> ProfileChoice:
+    """``--profile``, ``--datasheet`` and ``--force-profile`` as the resolver takes them."""
+    return ProfileChoice(path=args.profile, datasheet=bool(args.datasheet), force=bool(args.force_profile))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(path, "--trace")
     if traces and args.analytic:
         raise LayerwiseError("--trace", "the closed-form twin (--analytic) has no timeline to trace")
-    profile, _ = _profile(args, None)
-    results, rows = _simulate_all(args, experiment, names, profile, traces)
+    basis = resolve_basis(experiment, profile_choice(args))
+    results, rows = _simulate_all(args, basis, names, traces)
+    print(f"cost model: {basis.profile_label}")
     print(render_rows(rows))
     if not results:
         raise LayerwiseError("plans", "no plan of the experiment can run (see the table)")
@@ -99,8 +102,7 @@ def _main_job(args: argparse.Namespace) -> int:
                                        "(e.g. `layerwise simulate seed-16xh100 --trace t.json`)")
     if args.force_profile:
         raise LayerwiseError("--force-profile", "the main job simulates H100 clusters: give an H100 profile")
-    profile, label = _profile(args, DEFAULT_PROFILE)
-    text, results = run_main_job(profile, label, tuple(args.overrides), args.jobs or os.cpu_count() or 1,
+    text, results = run_main_job(profile_choice(args), tuple(args.overrides), args.jobs or os.cpu_count() or 1,
                                  twin_only=args.analytic)
     print(text)
     if args.json_out:
@@ -109,20 +111,21 @@ def _main_job(args: argparse.Namespace) -> int:
     return 0
 
 
-def _simulate_all(args: argparse.Namespace, experiment: Experiment, names: list[str],
-                  profile: HardwareProfile | None, traces: dict[str, str]) -> tuple[list[RunResult], list[Row]]:
+def _simulate_all(args: argparse.Namespace, basis: Basis, names: list[str],
+                  traces: dict[str, str]) -> tuple[list[RunResult], list[Row]]:
+    experiment = basis.experiment
     claims, events = experiment.paper_claims_tokens_per_s, experiment.paper_claims_events_per_batch
     results: list[RunResult] = []
     rows: list[Row] = []
     started = time.perf_counter()
     for name in names:
         try:
+            inputs = plan_inputs(basis, name, jobs=args.jobs or os.cpu_count() or 1)
             if args.analytic:
-                result = analytic_estimate(experiment, name, profile=profile, force_profile=args.force_profile)
+                result = estimate(inputs)
             else:
                 progress = ProgressLine(f"simulate {name}", experiment.workload.iterations, "iterations")
-                result = simulate_plan(experiment, name, profile=profile, trace_path=traces.get(name),
-                                       force_profile=args.force_profile, progress=progress.update)
+                result = simulate(inputs, trace_path=traces.get(name), progress=progress.update)
         except LayerwiseError as exc:
             if len(names) == 1:
                 raise
@@ -132,16 +135,13 @@ def _simulate_all(args: argparse.Namespace, experiment: Experiment, names: list[
         results.append(result)
         rows.append(Row(experiment.model.name, experiment.cluster.name, name,
                         f"{name} ({result.metrics.plan_label})", result, claims.get(name), None,
-                        events.get(name), _rests_on(experiment, result, profile)))
+                        events.get(name), _rests_on(basis, inputs.plan)))
         if time.perf_counter() - started > 2.0:
             print(f"[simulate] {len(results)}/{len(names)} plans done", file=sys.stderr, flush=True)
     return results, rows
 
 
-def _rests_on(experiment: Experiment, result: RunResult, profile: HardwareProfile | None) -> str:
-    from topology.plan import plan_from_dict
-
-    w = experiment.workload
-    band = band_for_cluster(profile, experiment.cluster, regime_of(w.phase, w.cuda_graphs))
-    components = plan_components(plan_from_dict(result.plan), experiment.cluster, w.phase == "decode")
+def _rests_on(basis: Basis, plan: Plan) -> str:
+    experiment, band = basis.experiment, basis.band
+    components = plan_components(plan, experiment.cluster, experiment.workload.phase == "decode")
     return describe_band(band, unvalidated_components(components, band))

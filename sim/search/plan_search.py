@@ -1,9 +1,13 @@
-"""``search_plans``: the fastest plan of an experiment, in two stages sharing one cost model.
+"""``search_plans``: the fastest plan of an experiment, in two stages priced on one basis.
 
 1. The closed-form twin scores the whole space (:mod:`sim.search.dp`: exact K best by dynamic
    programming, seeded with the uniform TP x PP family);
 2. the event simulation runs the K best, the best of each family and the experiment's own plans;
    the answer is the event simulation's fastest plan that meets the limits.
+
+Every plan, the twin's and the events', is priced with the basis's one cost model
+(:class:`sim.inputs.Basis`); nothing here reads a file. :func:`optimal_partitioner` is the
+``optimal`` partitioner of experiment files (its options: :mod:`sim.search.options`).
 """
 
 from __future__ import annotations
@@ -12,51 +16,26 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
-from sim.api import analytic_estimate, simulate_plan
-from sim.costs.model import CostModel, build_cost_model
 from sim.costs.stage import PriceMemo
+from sim.inputs import Basis, SimInputs
 from sim.parallel import map_parallel
 from sim.search.dp import Geometry, Scored, k_best_layouts, score_layout
-from sim.search.families import FAMILIES, family_tp_choices, tp_pp_layouts
+from sim.search.families import family_tp_choices, tp_pp_layouts
+from sim.search.options import OPTIMAL, SearchOptions, check_options, spec_options
 from sim.search.resolution import resolution_statement
-from sim.search.result import Candidate, Prediction, SearchOptions, SearchResult
+from sim.search.result import Candidate, Prediction, SearchResult
 from sim.search.tables import StageTable
-from topology.accuracy import plan_components, regime_of, unvalidated_components
+from sim.simulate import estimate, simulate
+from topology.accuracy import plan_components, unvalidated_components
 from topology.errors import LayerwiseError
-from topology.experiment import Experiment, build_plan
+from topology.experiment import Experiment, Optimizer, build_plan
 from topology.partition.space import Layout, count_layouts, layout_of_plan, microbatch_choices, plan_of_layout
 from topology.plan import Plan
-from topology.profile import HardwareProfile, band_for_cluster, check_profile_for_cluster, load_profile
 from topology.results import RunResult
 
-OPTIMAL = "optimal"  # the partitioner name of every plan the search returns
 Progress = Callable[[str], None]
-
-
-def check_options(experiment: Experiment, options: SearchOptions) -> None:
-    """One line naming the bad option, before any work."""
-    workload, cluster = experiment.workload, experiment.cluster
-    if options.family not in FAMILIES:
-        raise LayerwiseError("--family", f"must be one of {FAMILIES}, got {options.family!r}")
-    if isinstance(options.top_k, bool) or options.top_k < 1:
-        raise LayerwiseError("--top", f"must be a positive integer, got {options.top_k!r}")
-    if options.gpus is not None and not 1 <= options.gpus <= cluster.num_devices:
-        raise LayerwiseError("--gpus", f"{options.gpus} is not between 1 and cluster {cluster.name!r}'s "
-                                       f"{cluster.num_devices} GPUs")
-    if options.max_tpot_s is not None:
-        if workload.phase != "decode":
-            raise LayerwiseError("--max-tpot-ms", "applies to decode (this workload is prefill: use --max-ttft-ms)")
-        if not options.max_tpot_s > 0:
-            raise LayerwiseError("--max-tpot-ms", f"must be > 0, got {options.max_tpot_s * 1e3:g}")
-    if options.max_ttft_s is not None:
-        if workload.phase != "prefill":
-            raise LayerwiseError("--max-ttft-ms", "applies to prefill (this workload is decode: use --max-tpot-ms)")
-        if not options.max_ttft_s > 0:
-            raise LayerwiseError("--max-ttft-ms", f"must be > 0, got {options.max_ttft_s * 1e3:g}")
-    if options.microbatches is not None and (options.microbatches < 1 or workload.batch_size % options.microbatches):
-        raise LayerwiseError("--microbatches", f"{options.microbatches} does not divide batch_size="
-                                               f"{workload.batch_size}")
 
 
 def _twin_prediction(scored: Scored, tokens_per_iteration: int) -> Prediction:
@@ -75,31 +54,30 @@ def _full_prediction(result: RunResult, estimator: str) -> Prediction:
                       (tightest.weights_bytes, tightest.capacity_bytes, tightest.streamed_bytes_per_pass))
 
 
-def _simulate(job: tuple[Experiment, Plan, HardwareProfile | None, bool]) -> Prediction:
+def _simulate(job: tuple[SimInputs, bool]) -> Prediction:
     """One finalist by the event simulation, or (``events`` False) by the twin with its full breakdown."""
-    experiment, plan, profile, events = job  # the profile was checked against the cluster (or forced) up front
+    inputs, events = job
     if not events:
-        return _full_prediction(analytic_estimate(experiment, "search", plan=plan, profile=profile,
-                                                  force_profile=True), "twin")
-    return _full_prediction(simulate_plan(experiment, "search", plan=plan, profile=profile, force_profile=True),
-                            "events")
+        return _full_prediction(estimate(inputs), "twin")
+    return _full_prediction(simulate(inputs), "events")
 
 
 class _Context:
     """The experiment's fixed inputs, shared by every step of one search."""
 
-    def __init__(self, experiment: Experiment, profile: HardwareProfile | None, options: SearchOptions) -> None:
-        self.experiment, self.profile, self.options = experiment, profile, options
+    def __init__(self, basis: Basis, options: SearchOptions) -> None:
+        self.basis, self.options = basis, options
+        experiment = self.experiment = basis.experiment
         workload, cluster, model = experiment.workload, experiment.cluster, experiment.model
-        self.cost: CostModel = build_cost_model(cluster, profile, workload.cuda_graphs)
+        self.cost = basis.cost
         self.max_gpus = options.gpus if options.gpus is not None else cluster.num_devices
         self.geometry = Geometry(model.num_layers, cluster.gpus_per_node, self.max_gpus,
                                  family_tp_choices(options.family, model, cluster), workload.phase)
         counts = (options.microbatches,) if options.microbatches else microbatch_choices(workload)
         priced = PriceMemo()  # operator prices do not depend on the microbatch count's table
         self.tables = {m: StageTable(model, cluster, workload, self.cost, m, priced) for m in counts}
-        self.regime = regime_of(workload.phase, workload.cuda_graphs)
-        self.band = band_for_cluster(profile, cluster, self.regime)
+        self.regime = basis.regime
+        self.band = basis.band
 
     def candidate(self, origin: str, scored: Scored, plan: Plan | None = None, ties: int = 0) -> Candidate:
         e = self.experiment
@@ -167,21 +145,15 @@ def _within_limits(candidate: Candidate, options: SearchOptions) -> bool:
     return not (options.max_ttft_s is not None and p.ttft_s is not None and p.ttft_s > options.max_ttft_s)
 
 
-def search_plans(experiment: Experiment, profile: HardwareProfile | None = None,
-                 options: SearchOptions | None = None, jobs: int = 1,
-                 progress: Progress | None = None, force_profile: bool = False) -> SearchResult:
-    """Search the experiment's space; see the module docstring. Without ``profile``, the one the
-    experiment names (if any) prices every plan, the twin's and the events' alike. A profile of
-    another GPU than the cluster's is refused unless ``force_profile``."""
+def search_plans(basis: Basis, options: SearchOptions | None = None, jobs: int = 1,
+                 progress: Progress | None = None) -> SearchResult:
+    """Search the basis's experiment; see the module docstring."""
     started = time.perf_counter()
     options = options or SearchOptions()
+    experiment = basis.experiment
     check_options(experiment, options)
-    if profile is None and experiment.profile_path:
-        profile = load_profile(experiment.profile_path)
-    if profile is not None:
-        check_profile_for_cluster(profile, experiment.cluster, force_profile)
     say = progress or (lambda message: None)
-    context = _Context(experiment, profile, options)
+    context = _Context(basis, options)
     seeds = _family_seeds(context)
     states = [0]
 
@@ -204,11 +176,11 @@ def search_plans(experiment: Experiment, profile: HardwareProfile | None = None,
     finalists = _unique(finalists)
     if options.events:
         say(f"events: simulating {len(finalists)} finalists")
-        predictions = map_parallel(_simulate, [(experiment, c.plan, profile, True) for c in finalists], jobs,
-                                   lambda done, total: say(f"events: {done}/{total} finalists simulated"))
+        predictions = map_parallel(_simulate, [(SimInputs(basis, "search", c.plan), True) for c in finalists], jobs,
+                                   lambda done, total, _: say(f"events: {done}/{total} finalists simulated"))
         finalists = [replace(c, events=p) for c, p in zip(finalists, predictions, strict=True)]
     else:  # the twin's figures, with the breakdown the table shows
-        finalists = [replace(c, twin=_simulate((experiment, c.plan, profile, False))) for c in finalists]
+        finalists = [replace(c, twin=_simulate((SimInputs(basis, "search", c.plan), False))) for c in finalists]
     ordered = sorted(finalists, key=lambda c: (-c.prediction.tokens_per_s, c.gpus, c.layout.num_stages))
     ranked = [c for c in ordered if _within_limits(c, options)]
     over = [c for c in ordered if not _within_limits(c, options)]
@@ -223,19 +195,25 @@ def search_plans(experiment: Experiment, profile: HardwareProfile | None = None,
         space_size=count_layouts(experiment.model, experiment.cluster, experiment.workload, context.max_gpus),
         states_visited=states[0], ranked=tuple(ranked), over_limits=tuple(over), scored=tuple(scored.values()),
         band=context.band, resolution=resolution_statement(ranked, context.band),
-        parameters=_parameters(profile), wall_s=time.perf_counter() - started)
+        parameters=basis.profile_label, wall_s=time.perf_counter() - started)
 
 
-def _parameters(profile: HardwareProfile | None) -> str:
-    if profile is None:
-        return "datasheet parameters"
-    return f"{profile.source} profile of {profile.gpu_name}"
+def optimal_partitioner(basis: Basis, jobs: int = 1, progress: Progress | None = None) -> Optimizer:
+    """The ``optimal`` partitioner on this basis: the event simulation's fastest plan of the search,
+    with the options of the experiment file's ``plans.NAME`` (checked first, named as the file names them)."""
+    def optimal(experiment: Experiment, plan_name: str, spec: dict[str, Any]) -> Plan:
+        options = spec_options(experiment, plan_name, spec)
+        if progress is not None:
+            progress(f"partitioner {OPTIMAL}: searching the plans of {experiment.name} with the simulator")
+        return search_plans(basis, options, jobs, progress).best.plan
+
+    return optimal
 
 
 def _family_best(context: _Context, family: str, seeds: list[Scored]) -> list[Candidate]:
     """The best plan of one family under the twin (the family's own search)."""
     options = replace(context.options, family=family, top_k=1)
-    family_context = _Context(context.experiment, context.profile, options)
+    family_context = _Context(context.basis, options)
     if family == "tp-pp":
         best = min(seeds, key=lambda s: s.sort_key, default=None)
         return [family_context.candidate("tp-pp family", best)] if best is not None else []

@@ -1,18 +1,24 @@
-"""``layerwise validate RESULTS... [--profile P] --out DIR``: fit the simulator to measured
-runs, score it on experiments the fit never saw, and write the report and fitted profile."""
+"""The validation pipeline: load measured runs, fit named simulator parameters under k-fold
+cross-validation (repeats of one configuration held out together), score held-out error per
+regime, and write the report, the summary and the fitted profile. ``layerwise validate``
+(:mod:`layerwise.commands.validate`) builds a :class:`ValidationRequest` and calls
+:func:`run_validation`.
+"""
 
 from __future__ import annotations
 
-import argparse
-import shlex
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from sim.inputs import ChosenProfile, ProfileChoice, choose_measured_profile
+from topology.accuracy import RegimeError
 from topology.atomic_io import check_output_folder, write_json_atomic
 from topology.errors import LayerwiseError
-from topology.profile import HardwareProfile, load_profile, write_profile
+from topology.profile import HardwareProfile, write_profile
 from validate.crossval import Validation, validate_measurements
 from validate.extrapolation import Extrapolation, describe_experiment, extrapolate, load_target, unmeasured_experiments
 from validate.folds import describe_folds, parse_folds, split_folds
@@ -21,7 +27,7 @@ from validate.leases import LeaseComparison, compare_leases
 from validate.measured import Measurement, load_measurements
 from validate.prediction import with_sim_params, without_sim_params
 from validate.ranking import agreement_by_kind, rank_groups
-from validate.regimes import REGIME_CANDIDATES, default_params
+from validate.regimes import default_params
 from validate.report import MARKDOWN_NAME, ReportInput, Timelines, write_report
 from validate.resimulate import (
     MEASURED_ITERS,
@@ -39,32 +45,33 @@ from validate.traces import find_profiled_trace
 FITTED_PROFILE_NAME = "fitted-profile.json"
 SUMMARY_NAME = "validation.json"
 TIMELINE_STEPS = 2  # steady-state steps drawn in each timeline
+Progress = Callable[[str], None]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", nargs="+", help="measured result JSON files or folders (searched recursively)")
-    parser.add_argument("--profile", help="calibration profile JSON (layerwise calibrate); default: datasheet only")
-    parser.add_argument("--out", required=True, help="folder for report.md, report.html, fitted-profile.json")
-    candidates = "; ".join(f"{regime}: {', '.join(names)}" for regime, names in REGIME_CANDIDATES.items())
-    parser.add_argument("--params", help="comma-separated simulator parameters to fit, each on its own regime's "
-                        f"runs (default: per regime, those of [{candidates}] the data responds to, at most one per "
-                        "3 configurations of the regime; efficiencies the profile measured are not fitted)")
-    parser.add_argument("--folds", help="'loo' or K for K-fold by experiment (default: loo up to 12 experiments, "
-                        "else 5)")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of the fold shuffle (default 0)")
-    parser.add_argument("--extrapolate", action="append", metavar="NAME[@CLUSTER]", default=[],
-                        help="an experiment (shipped name or YAML path, optionally on another cluster preset) to "
-                             "predict beyond the measured scale; repeatable (default: every shipped experiment "
-                             "that needs more GPUs than any measured run used, in a number format the runs used)")
-    parser.add_argument("--no-extrapolation", action="store_true",
-                        help="predict no experiment beyond the measured scale")
-    parser.add_argument("--compare-leases", nargs="+", metavar="RESULTS", default=[],
-                        help="result files or folders of other machine leases: set beside the fitted runs of the "
-                             "same entries in the report (how far step times move between leases), never fitted "
-                             "or scored as accuracy")
-    parser.add_argument("--ship-profile", metavar="PATH",
-                        help="also write the fitted profile without its raw measurements to PATH, to ship with "
-                             "the package (topology/data/profiles/<gpu preset>.json, loaded by name)")
+@dataclass(frozen=True)
+class ValidationRequest:
+    """What to validate and where to write it (the command line's options, as values)."""
+
+    results: tuple[str, ...]  # measured result files or folders
+    out: str
+    # the calibration profile the fit starts from (default: the shipped profile of the GPU the runs were
+    # measured on, its measurements only: sim.inputs.choose_measured_profile)
+    profile: ProfileChoice = field(default_factory=ProfileChoice)
+    params: str | None = None  # comma-separated parameters to fit (default: per regime, those the data moves)
+    folds: str | None = None
+    split_seed: int = 0
+    extrapolate: tuple[str, ...] = ()
+    no_extrapolation: bool = False
+    compare_leases: tuple[str, ...] = ()
+    ship_profile: str | None = None
+    command: str = "layerwise validate"
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    bands: tuple[RegimeError, ...]
+    fitted_values: dict[str, float]
+    written: tuple[str, ...]  # the report, the page, the fitted profile (and the shipped copy)
 
 
 def _progress(message: str) -> None:
@@ -149,7 +156,7 @@ def _summary_json(validation: Validation, fitted_path: Path, rankings: tuple[obj
     }
 
 
-def _check_targets(args: argparse.Namespace) -> None:
+def _check_targets(args: ValidationRequest) -> None:
     """``--extrapolate`` names that load (checked before the fit, so a typo fails at once)."""
     if args.extrapolate and args.no_extrapolation:
         raise LayerwiseError("--extrapolate", "cannot be combined with --no-extrapolation")
@@ -160,22 +167,35 @@ def _check_targets(args: argparse.Namespace) -> None:
             raise LayerwiseError("--extrapolate", f"{target!r}: {exc}") from None
 
 
-def _extrapolate(args: argparse.Namespace, fitted: HardwareProfile, base: HardwareProfile | None,
+def _extrapolate(args: ValidationRequest, fitted: HardwareProfile, base: HardwareProfile | None,
                  measured_gpu_name: str, unmeasured: list[str]) -> tuple[Extrapolation | None, str]:
     """The predictions beyond the measured scale, or why there are none."""
     if args.no_extrapolation:
         return None, "skipped (--no-extrapolation)"
     try:
-        extrapolation = extrapolate(args.extrapolate or unmeasured, fitted, base, measured_gpu_name, simulate,
+        extrapolation = extrapolate(list(args.extrapolate) or unmeasured, fitted, base, measured_gpu_name, simulate,
                                     _progress)
     except LayerwiseError as exc:
         return None, str(exc)
     return extrapolation, "" if extrapolation.predictions else "no experiment needs more GPUs than were measured"
 
 
-def run(args: argparse.Namespace) -> int:
-    out = check_output_folder(args.out, "--out")  # before any fit
+def _profile_label(chosen: ChosenProfile) -> str:
+    if chosen.profile is None:
+        return f"none: {chosen.label} (uncalibrated = datasheet)"
+    return f"`{chosen.name}` ({chosen.origin}; its measurements, not its fitted parameters)"
+
+
+def check_request(args: ValidationRequest) -> Path:
+    """Before any work: the output folder, the extrapolation targets, the ship path."""
+    out = check_output_folder(args.out, "--out")
     _check_targets(args)
+    return out
+
+
+def run_validation(args: ValidationRequest, progress: Progress = _progress) -> ValidationOutcome:
+    """The whole pipeline; see the module docstring."""
+    out = check_request(args)
     loaded = load_measurements(list(args.results))
     measurements = [m for m in loaded if m.kernel_ablation is None]
     excluded = tuple(f"`{m.key}` ({m.kernel_ablation})" for m in loaded if m.kernel_ablation is not None)
@@ -185,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
     others = [m for m in load_measurements(list(args.compare_leases)) if m.kernel_ablation is None] \
         if args.compare_leases else []
     _check_one_gpu([*measurements, *others])
-    profile = load_profile(args.profile) if args.profile else None
+    chosen = choose_measured_profile(measurements[0].gpu_name, args.profile)
+    profile = chosen.profile
     base = without_sim_params(profile)
     gpu_name = profile.gpu_name if profile else measurements[0].gpu_name
     ship_path = check_ship_path(args.ship_profile, gpu_name) if args.ship_profile else None
@@ -196,15 +217,15 @@ def run(args: argparse.Namespace) -> int:
     k = parse_folds(args.folds, num_configs)
     folds = split_folds(len(measurements), k, np.random.default_rng(args.split_seed), configs)
     folds_label = describe_folds(k, len(measurements), num_configs)
-    _progress(f"{len(measurements)} measured experiments, fitting {', '.join(names) or '(nothing)'}, {folds_label}")
-    validation = validate_measurements(measurements, measurement_predictor(), base, specs, folds, _progress)
+    progress(f"{len(measurements)} measured experiments, fitting {', '.join(names) or '(nothing)'}, {folds_label}")
+    validation = validate_measurements(measurements, measurement_predictor(), base, specs, folds, progress)
 
     fitted = with_sim_params(base, validation.final_fit.values, gpu_name)
     bands = regime_errors(validation.outcomes, str(out / MARKDOWN_NAME))
     fitted = HardwareProfile(
         gpu_name=fitted.gpu_name, gpu_count=fitted.gpu_count, params=fitted.params,
         environment={**fitted.environment, "validate": {
-            "results": [m.path for m in measurements], "calibration_profile": args.profile,
+            "results": [m.path for m in measurements], "calibration_profile": chosen.name,
             "unconstrained_params": list(validation.final_fit.unconstrained)}},
         raw=fitted.raw, source="validate-fit", validation=bands,
     )
@@ -224,8 +245,8 @@ def run(args: argparse.Namespace) -> int:
         bands=bands,
         rankings_held_out=rankings,
         rankings_uncalibrated=rank_groups(validation.outcomes, "uncalibrated"),
-        command="layerwise validate " + " ".join(shlex.quote(a) for a in _command_args(args)),
-        profile_label=f"`{args.profile}`" if args.profile else "none (datasheet only; uncalibrated = datasheet)",
+        command=args.command,
+        profile_label=_profile_label(chosen),
         folds_label=folds_label,
         warmup_iters=WARMUP_ITERS,
         measured_iters=MEASURED_ITERS,
@@ -241,30 +262,5 @@ def run(args: argparse.Namespace) -> int:
     )
     markdown, page = write_report(out, data)
     write_json_atomic(out / SUMMARY_NAME, _summary_json(validation, fitted_path, rankings, compared))
-    for band in bands:
-        print(f"held-out {band.regime}: MAPE {100 * band.mape:.1f}%, worst {100 * band.worst:.1f}% "
-              f"({band.runs} runs, {band.configurations} configurations, {band.hosts} leases)")
-    print(f"fitted {validation.final_fit.values}")
-    print(f"wrote {markdown}, {page}, {fitted_path}" + (f", {ship_path}" if ship_path is not None else ""))
-    return 0
-
-
-def _command_args(args: argparse.Namespace) -> list[str]:
-    words = [*args.results, "--out", str(args.out)]
-    if args.profile:
-        words += ["--profile", args.profile]
-    if args.params:
-        words += ["--params", args.params]
-    if args.folds:
-        words += ["--folds", args.folds]
-    if args.split_seed:
-        words += ["--split-seed", str(args.split_seed)]
-    for target in args.extrapolate:
-        words += ["--extrapolate", target]
-    if args.no_extrapolation:
-        words.append("--no-extrapolation")
-    if args.compare_leases:
-        words += ["--compare-leases", *args.compare_leases]
-    if args.ship_profile:
-        words += ["--ship-profile", args.ship_profile]
-    return words
+    written = (str(markdown), str(page), str(fitted_path), *((str(ship_path),) if ship_path is not None else ()))
+    return ValidationOutcome(bands=bands, fitted_values=dict(validation.final_fit.values), written=written)

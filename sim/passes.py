@@ -1,5 +1,5 @@
-"""What the event engine executes: stage passes compiled to flat steps, and the routes
-between stages (pure; no SimPy)."""
+"""Compiled stage passes: what a stage process executes, one flat step per all-reduce and its
+compute (pure; no SimPy), cached per stage kind and context length (:class:`PassCache`)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from collections import Counter
 from dataclasses import dataclass
 from operator import attrgetter
 
-from sim.costs.comm import CommCost, p2p_cost
+from sim.costs.memo import PriceMemo
 from sim.costs.model import CostModel
 from sim.costs.residency import plan_counts_sram
-from sim.costs.stage import PriceMemo, StagePass, Step, stage_pass
-from sim.fabric import Fabric, Hop
-from topology.cluster import Cluster, hop_crosses_nodes
+from sim.costs.stage import StagePass, Step, stage_pass
+from topology.cluster import Cluster
 from topology.plan import Plan, Stage
 from topology.workload import TokenShape, Workload
 
@@ -31,16 +30,6 @@ class PassProgram:
     allreduce_bytes_sent: float
     uncontended_s: float  # the whole pass when no other traffic can delay its all-reduces
     uncontended_allreduce_s: float  # the part of it in all-reduces no compute hides
-
-
-@dataclass(frozen=True)
-class Transfer:
-    """One rank-to-rank message of a stage boundary."""
-
-    src: str
-    dst: str
-    hops: tuple[Hop, ...]
-    cost: CommCost
 
 
 def compile_pass(stage_pass_: StagePass) -> PassProgram:
@@ -112,49 +101,3 @@ class PassCache:
                 del programs[min(programs)]  # contexts only grow: the smallest is done with
             programs[context] = program
         return program
-
-
-def boundary_transfers(src: Stage, dst: Stage, nbytes: int, cluster: Cluster, cost: CostModel) -> tuple[Transfer, ...]:
-    """Every receiving rank ``j`` gets the activation from sending rank ``j mod t_src`` (one copy each)."""
-    transfers = []
-    for j, b in enumerate(dst.devices):
-        a = src.devices[j % src.tp_degree]
-        if a == b:
-            continue
-        hops = cluster.route(a, b)
-        transfers.append(Transfer(a, b, hops, p2p_cost(nbytes, hops, cost)))
-    return tuple(transfers)
-
-
-def boundary_time_s(transfers: tuple[Transfer, ...]) -> float:
-    """How long a stage is blocked sending one activation when no other traffic contends: its
-    rank-to-rank messages reserve their hops in order (a fan-out waits on the sender's port)."""
-    fabric = Fabric()
-    return max((fabric.hold(t.hops, 0.0, t.cost.serialization_s) + t.cost.time_s for t in transfers), default=0.0)
-
-
-def private_stages(ports: list[tuple[Hop, ...]], transfers: list[tuple[Transfer, ...]]) -> list[bool]:
-    """Per stage: whether no other stage ever holds a hop its all-reduces or its sends hold.
-
-    Such a stage books those hops one use after another (a step ends after its all-reduce's hold;
-    a send ends ``latency`` after its last hold), so every hold starts at once: its pass runs as
-    one step of :attr:`PassProgram.uncontended_s` and its send as one of
-    :func:`boundary_time_s`, exactly (up to rounding)."""
-    owners: dict[Hop, set[int]] = {}
-    for s, (own, sends) in enumerate(zip(ports, transfers, strict=True)):
-        for hop in (*own, *(hop for t in sends for hop in t.hops)):
-            owners.setdefault(hop, set()).add(s)
-    shared = {hop for hop, who in owners.items() if len(who) > 1}
-    return [shared.isdisjoint(own) and all(shared.isdisjoint(t.hops) for t in sends)
-            for own, sends in zip(ports, transfers, strict=True)]
-
-
-def group_ports(stage: Stage, cluster: Cluster) -> tuple[Hop, ...]:
-    """Both directions of every link of every device of the stage (what a collective holds)."""
-    ports: list[Hop] = []
-    for device in stage.devices:
-        for neighbour in sorted(cluster.graph.neighbors(device)):
-            ports += [(device, neighbour), (neighbour, device)]
-    if cluster.same_node(stage.devices):
-        ports = [p for p in ports if not hop_crosses_nodes(p)]
-    return tuple(ports)

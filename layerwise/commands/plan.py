@@ -8,13 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from layerwise.commands.simulate import add_profile_flags, profile_choice
 from layerwise.terminal.table import render_table
+from sim.inputs import resolve_basis
+from sim.search.options import ARG_OF_FLAG, add_search_flags
+from sim.search.plan_search import optimal_partitioner
 from topology.atomic_io import check_output_file, check_output_folder, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, build_plan, experiment_from_dict, load_experiment
-from topology.partition import PARTITIONERS
+from topology.partition import OPTIMAL, PARTITIONERS
 from topology.plan import Plan
-from topology.profile import load_profile
 from topology.units import format_bytes
 from topology.workload import check_positive_int
 
@@ -39,10 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan", dest="plan_name", help="only this plan of the experiment")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", help="write the plan JSON here (a folder when several plans)")
+    add_profile_flags(parser)  # what prices the plans of --partitioner optimal
+    add_search_flags(parser, microbatches=False)  # --partitioner optimal's options
 
 
 def _check_flags(args: argparse.Namespace) -> None:
     """Flags that would be ignored are refused: a partitioner's arguments need that partitioner."""
+    for arg in _search_spec(args):
+        if args.partitioner != OPTIMAL:
+            flag = next(f for f, a in ARG_OF_FLAG.items() if a == arg)
+            raise LayerwiseError(flag, f"is an option of the plan search: give --partitioner {OPTIMAL} with --model "
+                                       f"and --cluster (or `layerwise search EXPERIMENT {flag} ...`)")
     for flag in ("batch", "context", "tp", "pp", "microbatches"):
         if getattr(args, flag) is not None:
             check_positive_int(f"--{flag}", getattr(args, flag))
@@ -80,6 +90,8 @@ def _experiment(args: argparse.Namespace) -> Experiment:
         spec.update(capacity=args.capacity or "l2", counts=args.counts or "weights")
     if args.microbatches is not None:
         spec["microbatches"] = args.microbatches
+    if args.partitioner == OPTIMAL:
+        spec.update(_search_spec(args))
     context = args.context if args.context is not None else 10000
     raw = {
         "name": "ad-hoc",
@@ -98,14 +110,19 @@ def _fit_cell(num_bytes: int, capacity: int) -> str:
     return f"over by {format_bytes(num_bytes - capacity)}"
 
 
-def _optimizer(experiment: Experiment, plan_name: str, args: dict[str, Any]) -> Plan:
-    """``--partitioner optimal``: the plan search's answer (the simulator scores the plans)."""
-    from sim.search.partitioner import checked_options, optimal_plan
+def _search_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The search flags given (not left at their defaults), as an optimal plan's arguments."""
+    defaults = {"top": 10, "family": "all"}
+    spec: dict[str, Any] = {}
+    for flag, arg in ARG_OF_FLAG.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if arg != "microbatches" and value is not None and value != defaults.get(arg):
+            spec[arg] = value
+    return spec
 
-    checked_options(experiment, plan_name, args)  # bad input: one line, before the progress line
-    profile = load_profile(experiment.profile_path) if experiment.profile_path else None
-    print(f"(partitioner optimal: searching the plans of {experiment.name} with the simulator...)", file=sys.stderr)
-    return optimal_plan(experiment, plan_name, args, profile)
+
+def _say(message: str) -> None:
+    print(f"({message})", file=sys.stderr, flush=True)
 
 
 def render_plan(name: str, plan: Plan) -> str:
@@ -157,7 +174,13 @@ def _run(args: argparse.Namespace) -> int:
           f"{w.phase} batch {w.batch_size}, context {w.context_len}, "
           f"{format_bytes(experiment.model.weight_bytes_per_layer)} of weights per layer "
           f"({experiment.model.params_per_layer:,} parameters)")
-    plans = {name: build_plan(experiment, name, _optimizer) for name in names}
+    searched = [name for name in names if experiment.plan_specs.get(name, {}).get("partitioner") == OPTIMAL]
+    optimizer = None
+    if searched:  # only an optimal plan needs the simulator (and a profile)
+        basis = resolve_basis(experiment, profile_choice(args))
+        print(f"cost model of the plan search: {basis.profile_label}")
+        optimizer = optimal_partitioner(basis, jobs=1, progress=_say)
+    plans = {name: build_plan(experiment, name, optimizer) for name in names}
     for name, plan in plans.items():
         print()
         print(render_plan(name, plan))

@@ -19,21 +19,23 @@ import csv
 import io
 import itertools
 import json
-import multiprocessing
 import os
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from layerwise.commands.simulate import add_profile_flags, profile_choice
 from layerwise.terminal import interrupts
 from layerwise.terminal.arguments import positive_int
 from layerwise.terminal.table import render_table
-from sim.api import analytic_estimate, simulate_plan
+from sim.inputs import ProfileChoice, resolve_basis
+from sim.parallel import map_parallel
+from sim.resolve import plan_inputs
+from sim.simulate import estimate, simulate
 from topology.atomic_io import check_output_file, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import load_experiment
-from topology.profile import check_profile_for_cluster, load_profile
 
 METRIC_COLUMNS = ("tokens_per_s", "step_time_s", "tpot_s", "ttft_s", "one_over_tps_s", "dominant_cost", "l2_fit",
                   "events_per_batch", "error")
@@ -51,8 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="write rows to FILE.csv or FILE.json")
     parser.add_argument("--jobs", type=positive_int, default=None, help="parallel processes (default: all cores)")
     parser.add_argument("--analytic", action="store_true", help="use the closed-form twin (fast)")
-    parser.add_argument("--force-profile", action="store_true",
-                        help="use the experiment's profile even if it was measured on another GPU than the cluster's")
+    add_profile_flags(parser)
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
@@ -80,17 +81,15 @@ def _overrides(point: dict[str, str]) -> list[str]:
 
 
 def check_grid_values(experiment_name: str, fixed: list[str], grid: list[tuple[str, list[str]]],
-                      force_profile: bool = False) -> None:
-    """Load the experiment at each grid value (the other keys at their first value): a value that
-    cannot load (``-1``, ``abc``, a plan that does not exist, a cluster of another GPU than the
-    profile's) is refused before any simulation."""
+                      choice: ProfileChoice | None = None) -> None:
+    """Load the experiment at each grid value (the other keys at their first value) and resolve its
+    profile: a value that cannot load (``-1``, ``abc``, a plan that does not exist, a cluster of
+    another GPU than the profile's) is refused before any simulation."""
     first = {key: values[0] for key, values in grid}
     for key, values in grid:
         for value in values:
             try:
-                experiment = load_experiment(experiment_name, [*fixed, *_overrides({**first, key: value})])
-                if experiment.profile_path:
-                    check_profile_for_cluster(load_profile(experiment.profile_path), experiment.cluster, force_profile)
+                resolve_basis(load_experiment(experiment_name, [*fixed, *_overrides({**first, key: value})]), choice)
             except LayerwiseError as exc:
                 raise LayerwiseError(f"--grid {key}={value}", str(exc)) from None
 
@@ -105,7 +104,7 @@ class Task:
     point: tuple[tuple[str, str], ...]
     plan_name: str
     analytic: bool
-    force_profile: bool
+    choice: ProfileChoice
 
 
 def run_point(task: Task) -> tuple[int, dict[str, Any]]:
@@ -114,8 +113,8 @@ def run_point(task: Task) -> tuple[int, dict[str, Any]]:
     row.update({column: None for column in METRIC_COLUMNS})
     try:
         experiment = load_experiment(task.experiment, [*task.fixed, *_overrides(point)])
-        estimate = analytic_estimate if task.analytic else simulate_plan
-        result = estimate(experiment, task.plan_name, force_profile=task.force_profile)
+        inputs = plan_inputs(resolve_basis(experiment, task.choice), task.plan_name)
+        result = estimate(inputs) if task.analytic else simulate(inputs)
     except LayerwiseError as exc:
         row["error"] = str(exc)
         return task.index, row
@@ -153,20 +152,13 @@ def run_tasks(tasks: list[Task], jobs: int, keys: list[str]) -> list[dict[str, A
     rows: list[dict[str, Any] | None] = [None] * len(tasks)
     started = time.perf_counter()
 
-    def finished(done: int, index: int, row: dict[str, Any]) -> None:
+    def finished(done: int, total: int, outcome: tuple[int, dict[str, Any]]) -> None:
         interrupts.check()
+        index, row = outcome
         rows[index] = row
-        print(progress_line(done, len(tasks), time.perf_counter() - started, row, keys), file=sys.stderr,
-              flush=True)
+        print(progress_line(done, total, time.perf_counter() - started, row, keys), file=sys.stderr, flush=True)
 
-    if jobs <= 1 or len(tasks) == 1:
-        for done, task in enumerate(tasks, start=1):
-            finished(done, *run_point(task))
-    else:
-        context = multiprocessing.get_context("fork" if sys.platform != "darwin" else "spawn")
-        with context.Pool(min(jobs, len(tasks))) as pool:
-            for done, (index, row) in enumerate(pool.imap_unordered(run_point, tasks), start=1):
-                finished(done, index, row)
+    map_parallel(run_point, tasks, jobs, finished)
     return [row for row in rows if row is not None]
 
 
@@ -199,11 +191,12 @@ def run(args: argparse.Namespace) -> int:
     experiment = load_experiment(args.experiment, args.overrides)  # fail fast on a bad file or --set
     if args.plan_name and args.plan_name not in experiment.plan_specs:
         raise LayerwiseError("--plan", f"no plan {args.plan_name!r} (plans: {', '.join(experiment.plan_names)})")
-    check_grid_values(args.experiment, list(args.overrides), grid, bool(args.force_profile))
+    choice = profile_choice(args)
+    check_grid_values(args.experiment, list(args.overrides), grid, choice)
     plans = [args.plan_name] if args.plan_name else experiment.plan_names
     points = grid_points(grid)
     tasks = [Task(index, args.experiment, tuple(args.overrides), tuple(point.items()), plan, bool(args.analytic),
-                  bool(args.force_profile))
+                  choice)
              for index, (point, plan) in enumerate(itertools.product(points, plans))]
     keys = [key for key, _ in grid]
     rows = run_tasks(tasks, args.jobs or os.cpu_count() or 1, keys)

@@ -1,0 +1,1 @@
+"""What the commands print and draw: tables and plots of results (terminal and PNG; no work)."""
