@@ -33,7 +33,6 @@ from executor.faults import parse_fault
 from executor.groups import build_groups, tp_allreduce
 from executor.launch import FAILURE_EXIT_CODE
 from executor.layout import RankLayout, rank_layout
-from executor.metrics import build_metrics, rank_record
 from executor.model import StageModel, no_allreduce
 from executor.pipeline import (
     RankRun,
@@ -44,6 +43,7 @@ from executor.pipeline import (
     run_prefill_pass,
     time_stage_collectives_s,
 )
+from executor.results import build_metrics, rank_record
 from topology.atomic_io import check_output_file, write_bytes_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, build_plan, load_experiment

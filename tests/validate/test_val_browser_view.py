@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from topology.errors import LayerwiseError
-from validate.browser_view import browser_command, content_height, cut_tiles, may_be_cut, render, window_heights
+from validate.report.browser_view import browser_command, content_height, cut_tiles, may_be_cut, render, window_heights
 
 
 def test_the_browser_runs_headless_with_nothing_fetched(tmp_path: Path) -> None:

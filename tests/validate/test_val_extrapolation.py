@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from validate.extrapolation import ExtrapolatedPrediction
-from validate.report_extrapolation import claim_ratios
+from validate.report.extrapolation import claim_ratios
 
 
 def _prediction(experiment: str, plan: str, tokens_per_s: float, claimed: float | None) -> ExtrapolatedPrediction:

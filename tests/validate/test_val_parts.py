@@ -9,10 +9,10 @@ import pytest
 
 from topology.errors import LayerwiseError
 from validate.crossval import Outcome
-from validate.document import Block, Figure, Heading, Paragraph, Table, numeric_columns, to_html, to_markdown
 from validate.measured import Measurement
 from validate.prediction import Prediction
 from validate.ranking import rank_groups
+from validate.report.document import Block, Figure, Heading, Paragraph, Table, numeric_columns, to_html, to_markdown
 from validate.timeline import load_trace_bars, steady_window
 
 
@@ -91,7 +91,7 @@ def test_numbers_align_right_and_text_left() -> None:
 
 
 def test_long_kernel_names_get_short_classes() -> None:
-    from validate.plots import kernel_class
+    from validate.report.plots import kernel_class
 
     assert kernel_class("L3.qkv") == "L3.qkv"
     gemm = "void cutlass::Kernel2<cutlass_80_wmma_tensorop_bf16_s161616gemm_bf16_16x16_128x2_tn>"

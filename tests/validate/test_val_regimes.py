@@ -19,8 +19,8 @@ from validate.measured import Measurement
 from validate.prediction import Prediction, PredictionMemo
 from validate.ranking import LAYOUT, MICROBATCHES, comparison_kind, describe_agreement, rank_groups
 from validate.regimes import default_params, fit_by_regime, measured_by_profile, param_budget, regime_of_param
-from validate.report_breakdown import breakdown_table
-from validate.report_extrapolation import prediction_band
+from validate.report.breakdown import breakdown_table
+from validate.report.extrapolation import prediction_band
 from validate.summary import regime_errors, summarize
 
 SPECS = tuple(param_spec(name, start) for name, start in STAND_IN_START.items())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from executor.launch import describe_failure
-from executor.metrics import build_metrics, rank_record
+from executor.results import build_metrics, rank_record
 from topology.experiment import build_plan, load_experiment
 from topology.results import HardwareDetails
 

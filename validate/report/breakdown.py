@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from validate import plots
 from validate.crossval import Outcome
-from validate.document import Block, Figure, Heading, Paragraph, Table
 from validate.kernel_kinds import KindTime
-from validate.report_accuracy import ms
+from validate.report import plots
+from validate.report.accuracy import ms
+from validate.report.document import Block, Figure, Heading, Paragraph, Table
 from validate.summary import of_regime, regimes
 from validate.timeline import Bar
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from topology.accuracy import COMPONENT_WORDS, COMPONENTS, RegimeError
-from validate import plots
 from validate.crossval import Outcome
-from validate.document import Block, Bullets, Figure, Heading, Paragraph, Table
 from validate.ranking import GroupRanking, describe_agreement
+from validate.report import plots
+from validate.report.document import Block, Bullets, Figure, Heading, Paragraph, Table
 from validate.summary import (
     GOAL_AIM_MAPE,
     GOAL_EXPERIMENTS,

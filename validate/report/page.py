@@ -8,18 +8,28 @@ from pathlib import Path
 from topology.accuracy import RegimeError
 from topology.atomic_io import write_bytes_atomic, write_text_atomic
 from validate.crossval import Validation
-from validate.document import FIGURES_DIR, Block, Bullets, Heading, Paragraph, Table, figures, to_html, to_markdown
 from validate.extrapolation import Extrapolation
 from validate.fit import ParamSpec
 from validate.leases import LeaseComparison
 from validate.measured import Measurement
 from validate.ranking import GroupRanking
 from validate.regimes import MIN_CONFIGS_PER_PARAM, regime_of_param, runs_of
-from validate.report_accuracy import errors_section, pct, summary_section
-from validate.report_breakdown import Timelines, breakdown_section, timelines_section
-from validate.report_extrapolation import plans_section
-from validate.report_leases import leases_section
-from validate.report_ranking import ranking_section
+from validate.report.accuracy import errors_section, pct, summary_section
+from validate.report.breakdown import Timelines, breakdown_section, timelines_section
+from validate.report.document import (
+    FIGURES_DIR,
+    Block,
+    Bullets,
+    Heading,
+    Paragraph,
+    Table,
+    figures,
+    to_html,
+    to_markdown,
+)
+from validate.report.extrapolation import plans_section
+from validate.report.leases import leases_section
+from validate.report.ranking import ranking_section
 
 TITLE = "layerwise validation report"
 MARKDOWN_NAME = "report.md"

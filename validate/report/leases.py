@@ -4,9 +4,9 @@ leases, and runs of other leases set beside them (``--compare-leases``, never fi
 from __future__ import annotations
 
 from validate.crossval import Outcome
-from validate.document import Block, Heading, Paragraph, Table
 from validate.leases import LeaseComparison, lease_spreads
-from validate.report_accuracy import ms, pct
+from validate.report.accuracy import ms, pct
+from validate.report.document import Block, Heading, Paragraph, Table
 from validate.summary import ErrorSummary, of_regime, regimes, summarize
 
 

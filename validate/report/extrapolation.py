@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from topology.accuracy import RegimeError, band_for, describe_band, unvalidated_components
-from validate import plots
 from validate.comparisons import explain_difference, measured_comparisons
 from validate.crossval import Outcome
-from validate.document import Block, Bullets, Figure, Heading, Paragraph, Table
 from validate.extrapolation import ExtrapolatedPrediction, Extrapolation
+from validate.report import plots
+from validate.report.document import Block, Bullets, Figure, Heading, Paragraph, Table
 
 TOP_CAUSES = 3  # breakdown components named per plan
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from validate.document import Block, Bullets, Heading, Paragraph, Table
 from validate.ranking import GroupRanking, describe_agreement
-from validate.report_accuracy import pct
+from validate.report.accuracy import pct
+from validate.report.document import Block, Bullets, Heading, Paragraph, Table
 
 
 def ranking_section(held_out: tuple[GroupRanking, ...], uncalibrated: tuple[GroupRanking, ...]) -> list[Block]:

@@ -1,6 +1,6 @@
 """Render a report page in a headless browser and cut the screenshot into tiles to look at.
 
-    python -m validate.browser_view results/report-h100x1/report.html --out /tmp/report-view
+    python -m validate.report.browser_view results/report-h100x1/report.html --out /tmp/report-view
 
 Writes ``page.png`` (the whole page as the browser laid it out, trailing blank space cut) and
 ``tile-01.png``, ``tile-02.png``, ... of at most ``--tile-height`` pixels each, small enough
@@ -114,7 +114,7 @@ def render(page: Path, out: Path, tile_height_px: int = TILE_HEIGHT_PX) -> list[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m validate.browser_view", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m validate.report.browser_view", description=__doc__.split("\n")[0])
     parser.add_argument("page", help="the report.html to render")
     parser.add_argument("--out", required=True, help="folder for page.png and its tiles")
     parser.add_argument("--tile-height", type=int, default=TILE_HEIGHT_PX, help="rows per tile (pixels)")
