@@ -7,11 +7,13 @@
 #           the signal-handling check of layerwise run (issue 13)
 #   part 3: a later lease: the single-GPU decode entries with CUDA graphs and the plan search's confirm, at
 #           this commit (set beside the fitted lease with layerwise validate --compare-leases; never fitted)
-# Usage (repo root, on the device): LAYERWISE_GIT_COMMIT=<sha> OUT=<dir> bash benchmarks/device/run_all.sh 1|2|3
+#   part 4: the shape study (issue 22): every shape family's step times and kernels, and this lease's HBM
+#           and launch figures (benchmarks/device/shape_study.py)
+# Usage (repo root, on the device): LAYERWISE_GIT_COMMIT=<sha> OUT=<dir> bash benchmarks/device/run_all.sh 1|2|3|4
 # simpy is not on the device image: carry its wheel in .whl/ (the search in part 1 needs it).
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
-part=${1:?usage: bash benchmarks/device/run_all.sh 1|2|3}
+part=${1:?usage: bash benchmarks/device/run_all.sh 1|2|3|4}
 OUT=${OUT:-/tmp/layerwise-out}
 work=$(mktemp -d)
 mkdir -p "$OUT"
@@ -50,6 +52,15 @@ if [ "$part" = 1 ]; then
     || echo "search rc=$?"
   mkdir -p /tmp/layerwise-state && cp "$work/profiles/$tag.json" /tmp/layerwise-state/profile.json 2>/dev/null
   tar -C "$work" -czf "$OUT/measured-$tag.tar.gz" profiles hardware confirm $(cd "$work" && ls graph-collectives-*.json 2>/dev/null)
+elif [ "$part" = 4 ]; then
+  mkdir -p "$work/study"
+  step "this lease's HBM and launch figures (layerwise calibrate --quick --only hbm,launch)"
+  timeout 60 python3 -m layerwise calibrate --gpus 1 --quick --only hbm,launch --out "$work/study/lease-profile.json" \
+    || echo "calibrate rc=$?"
+  step "shape study: step times of every family, then their kernels"
+  timeout 520 python3 benchmarks/device/shape_study.py --out "$work/study" --steps-wall-s "${STEPS_WALL_S:-300}" \
+    --kernels-wall-s "${KERNELS_WALL_S:-140}" || echo "shape study rc=$?"
+  tar -C "$work" -czf "$OUT/study-$tag.tar.gz" study
 elif [ "$part" = 3 ]; then
   mkdir -p "$work/hardware" "$work/confirm"
   step "executor suite: decode entries with CUDA graphs (a later lease)"

@@ -58,7 +58,7 @@ def time_paths_s(calls_by_path: Mapping[str, Sequence[Call]], device: Device, re
     return PathTimes(times_s, errors)
 
 
-def _decode_point(shape: AttentionShape, batch: int, context_len: int, device: Device, grid: CalibrationGrid,
+def decode_point(shape: AttentionShape, batch: int, context_len: int, device: Device, grid: CalibrationGrid,
                   budget_bytes: int, generator: torch.Generator) -> PathTimes:
     dtype_bytes = torch.finfo(device.dtype).bits // 8
     kv_bytes = 2 * batch * shape.kv_heads * context_len * shape.head_dim * dtype_bytes
@@ -78,7 +78,7 @@ def _decode_point(shape: AttentionShape, batch: int, context_len: int, device: D
     return times
 
 
-def _prefill_point(shape: AttentionShape, seq: int, device: Device, grid: CalibrationGrid,
+def prefill_point(shape: AttentionShape, seq: int, device: Device, grid: CalibrationGrid,
                    generator: torch.Generator) -> PathTimes:
     def rand(heads: int) -> torch.Tensor:  # (1, heads, seq, head_dim)
         return torch.randn(1, heads, seq, shape.head_dim, device=device.torch_device, dtype=device.dtype,
@@ -92,7 +92,7 @@ def _prefill_point(shape: AttentionShape, seq: int, device: Device, grid: Calibr
     return times
 
 
-def _point(shape: AttentionShape, batch: int, new_tokens: int, context_len: int, times: PathTimes,
+def attention_point(shape: AttentionShape, batch: int, new_tokens: int, context_len: int, times: PathTimes,
            candidates: tuple[str, ...]) -> dict[str, Any] | None:
     path = times.fastest(candidates)
     if path is None:
@@ -114,8 +114,8 @@ def measure_attention(device: Device, grid: CalibrationGrid, budget_bytes: int, 
         group_size = shape.heads // shape.kv_heads
         for batch in grid.decode_batches:
             for context_len in grid.decode_contexts:
-                times = _decode_point(shape, batch, context_len, device, grid, budget_bytes, generator)
-                point = _point(shape, batch, 1, context_len, times, decode_candidates(group_size))
+                times = decode_point(shape, batch, context_len, device, grid, budget_bytes, generator)
+                point = attention_point(shape, batch, 1, context_len, times, decode_candidates(group_size))
                 if point is None:
                     failed.append({"shape": shape.name, "batch": batch, "context_len": context_len,
                                    "errors": times.errors})
@@ -125,8 +125,8 @@ def measure_attention(device: Device, grid: CalibrationGrid, budget_bytes: int, 
                 progress(f"attention decode {shape.name} batch={batch}: ctx={points[-1]['context_len']} "
                          f"{points[-1]['time_s'] * 1e6:.1f} us ({points[-1]['path']})")
         for seq in grid.prefill_seqs:
-            times = _prefill_point(shape, seq, device, grid, generator)
-            point = _point(shape, 1, seq, seq, times, prefill_candidates(group_size))
+            times = prefill_point(shape, seq, device, grid, generator)
+            point = attention_point(shape, 1, seq, seq, times, prefill_candidates(group_size))
             if point is None:
                 failed.append({"shape": shape.name, "batch": 1, "prompt_len": seq, "errors": times.errors})
             else:
