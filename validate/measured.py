@@ -15,11 +15,13 @@ from typing import Any
 
 from topology.accuracy import plan_components, regime_of
 from topology.cluster import cluster_names, load_cluster
+from topology.datafile import load_json_file
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, experiment_from_dict
 from topology.hardware import gpu_names, gpu_preset_for_device, load_gpu
+from topology.imported import imported_from_dict, is_imported, run_results
 from topology.plan import Plan, plan_from_dict
-from topology.results import RunResult, load_result
+from topology.results import RunResult, result_from_dict
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,12 @@ class Measurement:
     @property
     def gpu_name(self) -> str:
         return self.experiment.cluster.gpu.name
+
+    @property
+    def imported_from(self) -> str | None:
+        """The source of a run another executor measured (``topology.imported``), None for ours."""
+        imported = self.result.environment.get("imported")
+        return str(imported.get("name")) if isinstance(imported, dict) else None
 
     def steady_workload(self) -> dict[str, Any]:
         """The workload without its iteration counts (validation compares steady-state steps; a
@@ -197,17 +205,32 @@ def with_iterations(experiment: Experiment, warmup_iters: int, measured_iters: i
     return dataclasses.replace(experiment, workload=workload)
 
 
+def _file_results(path: Path) -> list[tuple[str, str, RunResult]]:
+    """(key base, path, result) of every hardware result in one file: a result of ours, or each run of an
+    imported-runs file (``topology.imported``); other JSON files (profiles, traces) give none."""
+    try:
+        raw = load_json_file(path, "results")
+    except LayerwiseError:
+        return []
+    if is_imported(raw):
+        imported = imported_from_dict(raw, str(path))
+        preset = gpu_preset_for_device(str(imported.node.get("gpu", "")))
+        if preset is None:
+            raise LayerwiseError(f"results {str(path)!r}", f"node.gpu {imported.node.get('gpu')!r} matches no GPU "
+                                                            "data file")
+        return [(f"{imported.name}/{r.plan_name}", f"{path}#{r.plan_name}", r) for r in run_results(imported, preset)]
+    try:
+        result = result_from_dict(raw)
+    except (LayerwiseError, AttributeError, TypeError):
+        return []  # profiles, traces and other JSON files live beside results
+    return [(f"{path.parent.name}/{path.stem}", str(path), result)] if result.source == "hardware" else []
+
+
 def load_measurements(paths: list[str]) -> list[Measurement]:
-    """Hardware results under ``paths``; JSON files that are not hardware results are skipped."""
+    """Hardware results under ``paths`` (ours and imported runs); other JSON files are skipped."""
     measurements: list[Measurement] = []
     seen: dict[str, int] = {}
-    for path in result_files(paths):
-        try:
-            result = load_result(path)
-        except (LayerwiseError, AttributeError, TypeError):
-            continue  # profiles, traces and other JSON files live beside results
-        if result.source != "hardware":
-            continue
+    for base, path, result in (item for file in result_files(paths) for item in _file_results(file)):
         try:
             ran = result.metrics.hardware.cuda_graphs if result.metrics.hardware is not None else None
             experiment = experiment_from_record(result.experiment, result.environment.get("gpu_name"),
@@ -215,10 +238,9 @@ def load_measurements(paths: list[str]) -> list[Measurement]:
             plan = plan_from_dict(result.plan)
         except LayerwiseError as exc:
             raise LayerwiseError(f"results {str(path)!r}", str(exc)) from None
-        base = f"{Path(path).parent.name}/{Path(path).stem}"  # e.g. h100x1/seed16-b128-c2048-mb1-graph
-        seen[base] = seen.get(base, 0) + 1
+        seen[base] = seen.get(base, 0) + 1  # e.g. h100x1/seed16-b128-c2048-mb1-graph
         key = base if seen[base] == 1 else f"{base}#{seen[base]}"
-        measurements.append(Measurement(key=key, path=str(path), result=result, experiment=experiment, plan=plan))
+        measurements.append(Measurement(key=key, path=path, result=result, experiment=experiment, plan=plan))
     if not measurements:
         raise LayerwiseError("results", f"no hardware results (source 'hardware') under {', '.join(paths)}")
     return measurements
