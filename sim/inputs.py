@@ -12,16 +12,24 @@ The one rule for the profile (every command: ``layerwise``, ``simulate``, ``sear
 5. otherwise the data files alone.
 
 A profile measured on another GPU than the cluster's is refused unless ``--force-profile``.
-Every output names the profile it used (:attr:`Basis.profile_label`) and the held-out band of
-the workload's regime (:attr:`Basis.band`).
+Every output names the profile it used (:attr:`Basis.profile_label`) and the held-out band each
+prediction carries (:meth:`Basis.band_for`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.costs.model import CostModel, build_cost_model
-from topology.accuracy import RegimeError, regime_of
+from sim.costs.build import build_cost_model
+from sim.costs.model import CostModel
+from topology.accuracy import (
+    BandLookup,
+    RegimeError,
+    plan_components,
+    plan_tp_sizes,
+    regime_of,
+    unvalidated_components,
+)
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment
 from topology.hardware import gpu_preset_for_device
@@ -119,8 +127,15 @@ class Basis:
 
     @property
     def band(self) -> RegimeError | None:
-        """The held-out error of this workload's regime, if the profile earned one on this GPU."""
-        return band_for_cluster(self.profile, self.experiment.cluster, self.regime)
+        """The band of a one-GPU plan of this experiment (kernels only), if the profile earned one here."""
+        return band_for_cluster(self.profile, self.experiment.cluster, self.regime, self.experiment.model).band
+
+    def band_for(self, plan: Plan) -> tuple[BandLookup, tuple[str, ...]]:
+        """The band a plan's prediction carries, and the parts of the plan no validation run exercised."""
+        experiment = self.experiment
+        components = plan_components(plan, experiment.cluster, loops_back=experiment.workload.phase == "decode")
+        found = band_for_cluster(self.profile, experiment.cluster, self.regime, experiment.model, components)
+        return found, unvalidated_components(components, found.band, plan_tp_sizes(plan))
 
 
 def basis_of(experiment: Experiment, chosen: ChosenProfile, force: bool = False) -> Basis:

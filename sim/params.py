@@ -20,7 +20,26 @@ DEFAULT_COMPUTE_EFFICIENCY = 0.75  # large BF16 GEMMs on Hopper reach ~75-80% of
 DEFAULT_ATTENTION_EFFICIENCY = 0.5  # FlashAttention-2/3 forward reaches ~35-75% of peak on H100
 DEFAULT_HBM_EFFICIENCY = 0.9  # streaming kernels reach ~90% of the HBM datasheet bandwidth
 DEFAULT_LINK_EFFICIENCY = 0.8  # nccl-tests bus bandwidth tops out near 80% of the link's per-direction peak
+# NCCL's own latency model (src/graph/tuning.cc): a base latency per collective of about 6.6 us for the
+# ring low-latency protocol, beside the per-step latency of the link
+DEFAULT_COLLECTIVE_BASE_LATENCY_S = 6.6e-6
+# the ranks of a TP group finish a compute segment a few percent apart; the all-reduce after it waits for
+# the slowest (a starting point: fitted on 4 x H200 runs, results/report-h200x4)
+DEFAULT_TP_STRAGGLER_FRACTION = 0.03
 DEFAULT_GEMM_MIN_ROWS = 64.0  # Hopper wgmma tiles are 64 rows: a GEMM with fewer rows pays for 64
+# Per-kernel fixed times and bandwidth shares of the base kernel model (sim.costs.kernels). A profile's
+# measured kernels replace the GEMM and attention ones (sim.costs.build); the rest are fitted on runs.
+# Starting points from one H200 (results/hardware/h200x1-families/kernels: decode GEMMs ~3-5 us at a
+# few MB of weights; decode attention ~6-7 us at a few MB of KV cache; and the profiled decode step in
+# results/hardware/h200x1-v2/small-b64-c128-mb2-traced-graph.pt.trace.json: an RMSNorm kernel 2.3 us,
+# an add or GELU 1.1-1.3 us, each K or V cache copy 2.1-2.2 us, beside their launches).
+DEFAULT_GEMM_LATENCY_S = 3.0e-6
+DEFAULT_GEMM_BW_EFFICIENCY = 0.9
+DEFAULT_ATTENTION_LATENCY_S = 6.0e-6
+DEFAULT_ATTENTION_BW_EFFICIENCY = 1.0
+DEFAULT_NORM_LATENCY_S = 2.3e-6
+DEFAULT_ELEMENTWISE_LATENCY_S = 1.2e-6
+DEFAULT_KV_WRITE_LATENCY_S = 2.2e-6
 UNSCALED = 1.0  # a prefill time scale that leaves the kernel model as it is (fitted by layerwise validate)
 
 
@@ -32,6 +51,13 @@ class SimParams:
     compute_efficiency: float  # achieved fraction of peak for large GEMMs
     attention_efficiency: float  # achieved fraction of peak for compute-bound attention (prefill)
     gemm_min_rows: float  # GEMMs with fewer rows (tokens) than this run at rows/gemm_min_rows of the rate
+    gemm_latency_s: float  # a GEMM kernel's fixed time beside its bytes (its launch apart)
+    gemm_bw_efficiency: float  # a memory-bound GEMM's share of the HBM read rate
+    attention_latency_s: float  # an attention kernel's fixed time beside its bytes
+    attention_bw_efficiency: float  # decode attention's share of the HBM read rate
+    norm_latency_s: float  # an RMSNorm kernel's fixed time (a reduction per token)
+    elementwise_latency_s: float  # an elementwise kernel's fixed time (add, activation)
+    kv_write_latency_s: float  # each of the two cache copies after attention
     hbm_bw_bytes_per_s: float  # HBM bandwidth of read + write streams (datasheet, or a measured copy)
     hbm_read_bw_bytes_per_s: float  # HBM bandwidth of pure reads: weights, KV cache (datasheet, or measured read)
     hbm_efficiency: float  # achieved fraction of both HBM bandwidths for streaming kernels
@@ -43,6 +69,9 @@ class SimParams:
     inter_node_bw_bytes_per_s: float  # one GPU's inter-node link (NIC), per direction
     link_efficiency: float  # achieved fraction of link bandwidth
     collective_latency_s: float  # per ring step of a collective inside a node
+    collective_base_latency_s: float  # per collective, once: kernel start + the all-rank handshake (NCCL baseLat)
+    collective_link_efficiency: float  # achieved fraction of link bandwidth for an all-reduce inside a node
+    tp_straggler_fraction: float  # an all-reduce waits this fraction of the compute before it (the slowest rank)
     p2p_latency_s: float  # per point-to-point message inside a node
     inter_node_latency_s: float  # per message or ring step that crosses nodes
     # Prefill passes only (new tokens > 1): measured / modelled kernel time by kind, fitted on
@@ -55,12 +84,13 @@ class SimParams:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name.endswith(("_s",)):
+            if f.name.endswith(("_s",)) or f.name in NON_NEGATIVE:
                 if value < 0:
                     raise LayerwiseError(f"sim_params.{f.name}", f"must be >= 0, got {value}")
             elif value <= 0:
                 raise LayerwiseError(f"sim_params.{f.name}", f"must be > 0, got {value}")
-        for name in ("compute_efficiency", "attention_efficiency", "hbm_efficiency", "link_efficiency"):
+        for name in ("compute_efficiency", "attention_efficiency", "hbm_efficiency", "link_efficiency",
+                     "collective_link_efficiency"):
             if getattr(self, name) > 1.0:
                 raise LayerwiseError(f"sim_params.{name}", f"must be <= 1, got {getattr(self, name)}")
 
@@ -82,6 +112,7 @@ class SimParams:
 
 
 FITTABLE_PARAMS: tuple[str, ...] = tuple(f.name for f in fields(SimParams))
+NON_NEGATIVE = frozenset({"tp_straggler_fraction"})  # dimensionless, and 0 is meaningful
 
 
 def datasheet_params(cluster: Cluster) -> SimParams:
@@ -93,6 +124,13 @@ def datasheet_params(cluster: Cluster) -> SimParams:
         compute_efficiency=DEFAULT_COMPUTE_EFFICIENCY,
         attention_efficiency=DEFAULT_ATTENTION_EFFICIENCY,
         gemm_min_rows=DEFAULT_GEMM_MIN_ROWS,
+        gemm_latency_s=DEFAULT_GEMM_LATENCY_S,
+        gemm_bw_efficiency=DEFAULT_GEMM_BW_EFFICIENCY,
+        attention_latency_s=DEFAULT_ATTENTION_LATENCY_S,
+        attention_bw_efficiency=DEFAULT_ATTENTION_BW_EFFICIENCY,
+        norm_latency_s=DEFAULT_NORM_LATENCY_S,
+        elementwise_latency_s=DEFAULT_ELEMENTWISE_LATENCY_S,
+        kv_write_latency_s=DEFAULT_KV_WRITE_LATENCY_S,
         hbm_bw_bytes_per_s=gpu.hbm_bw_bytes_per_s,
         hbm_read_bw_bytes_per_s=gpu.hbm_bw_bytes_per_s,  # a datasheet gives one peak for both
         hbm_efficiency=DEFAULT_HBM_EFFICIENCY,
@@ -104,6 +142,9 @@ def datasheet_params(cluster: Cluster) -> SimParams:
         inter_node_bw_bytes_per_s=inter_link.bw_bytes_per_s_per_direction,
         link_efficiency=DEFAULT_LINK_EFFICIENCY,
         collective_latency_s=intra.latency_s,
+        collective_base_latency_s=DEFAULT_COLLECTIVE_BASE_LATENCY_S,
+        collective_link_efficiency=DEFAULT_LINK_EFFICIENCY,
+        tp_straggler_fraction=DEFAULT_TP_STRAGGLER_FRACTION,
         p2p_latency_s=intra.latency_s,
         inter_node_latency_s=inter_link.latency_s,
         prefill_gemm_time_scale=UNSCALED,
@@ -141,4 +182,6 @@ def resolve_params(cluster: Cluster, profile: HardwareProfile | None) -> SimPara
                 f"unknown simulator parameter (known: {', '.join(FITTABLE_PARAMS)})",
             )
         updates[name] = float(value)
+    if "link_efficiency" in updates and "collective_link_efficiency" not in measured.sim_params:
+        updates["collective_link_efficiency"] = updates["link_efficiency"]  # one efficiency unless both are fitted
     return replace(params, **updates)

@@ -16,6 +16,12 @@ residual     (n - 1) * T * width             (n + 1) * T * width * d            
 allreduce    0 (reductions not counted)      payload T * width * d on the links    0
 ===========  ==============================  ====================================  ==========================
 
+Kernels: the executor launches one kernel per operator, except the gated activation (SiLU, then the
+product with the gate: two), a residual of ``n`` terms (``n - 1`` adds) and attention, which the
+executor follows with two copies appending the new tokens' K and V to the cache
+(:func:`op_kernels`; the two copies are priced apart, :mod:`sim.costs.kernels`). A GEMM that cuBLAS
+splits over K adds a reduction kernel, which its measured time already holds.
+
 ``pairs`` is the number of (query, key) pairs causal attention scores: the new tokens are
 the last ``new_tokens`` of a ``context_len``-token context, so query ``i`` (1-based) sees
 ``context_len - new_tokens + i`` keys: ``pairs = new*(ctx-new) + new*(new+1)/2``. Decode
@@ -52,6 +58,17 @@ class Op:
     gated: bool = False  # activation
     tp_degree: int = 1  # allreduce group size
     terms: int = 2  # residual: tensors added
+
+
+def op_kernels(op: Op) -> int:
+    """Kernels the executor launches for the operator (attention's two cache copies included)."""
+    if op.kind == "activation":
+        return 2 if op.gated else 1
+    if op.kind == "residual":
+        return op.terms - 1
+    if op.kind == "attention":
+        return 3
+    return 0 if op.kind == "allreduce" else 1
 
 
 def attention_pairs(shape: TokenShape) -> int:

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from topology.accuracy import RegimeError, band_for, regime_error_from_dict
+from topology.accuracy import BandLookup, RegimeError, band_for, regime_error_from_dict
 from topology.atomic_io import write_json_atomic
 from topology.cluster import Cluster
 from topology.datafile import data_dir, load_json_file
@@ -180,12 +180,13 @@ def check_profile_for_cluster(profile: HardwareProfile, cluster: Cluster, force:
     )
 
 
-def band_for_cluster(profile: HardwareProfile | None, cluster: Cluster, regime: str) -> RegimeError | None:
-    """The profile's held-out error for ``regime``, if it was measured on the cluster's GPU (a band
-    earned on one GPU is never lent to another)."""
+def band_for_cluster(profile: HardwareProfile | None, cluster: Cluster, regime: str, model: Any = None,
+                     components: tuple[str, ...] = ("kernels",)) -> BandLookup:
+    """The profile's held-out band for a prediction (:func:`topology.accuracy.band_for`), if it was
+    measured on the cluster's GPU (a band earned on one GPU is never lent to another)."""
     if profile is None:
-        return None
-    band = band_for(profile.validation, regime)
-    if band is None or profile_gpu_model(band.gpu) != cluster.gpu.name:
-        return None
-    return band
+        return BandLookup(None)
+    found = band_for(profile.validation, regime, model, components)
+    if found.band is not None and profile_gpu_model(found.band.gpu) != cluster.gpu.name:
+        return BandLookup(None)
+    return found

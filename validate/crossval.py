@@ -19,7 +19,7 @@ from topology.profile import HardwareProfile
 from validate.fit import FitResult, ParamSpec
 from validate.folds import Fold
 from validate.measured import Measurement
-from validate.prediction import Prediction, PredictionMemo, Predictor, without_sim_params
+from validate.prediction import Prediction, PredictionMemo, Predictor
 from validate.regimes import fit_by_regime
 
 
@@ -60,25 +60,32 @@ def validate_measurements(
     specs: tuple[ParamSpec, ...],
     folds: tuple[Fold, ...],
     progress: Callable[[str], None] = lambda _: None,
+    fold_profiles: dict[int, HardwareProfile | None] | None = None,
 ) -> Validation:
+    """``profile``: the calibration profile the fits start from (its values of the fitted parameters
+    already dropped); ``fold_profiles``: a fold's own where it must differ (a fold that holds a shape
+    family out also leaves that family's measured kernels out)."""
     gpu_name = measurements[0].gpu_name
-    base = without_sim_params(profile)
-    fitted = PredictionMemo(predictor, base, gpu_name)
+    fitted = PredictionMemo(predictor, profile, gpu_name)
     datasheet = PredictionMemo(predictor, None, gpu_name)
     fold_of: dict[int, int] = {}
     held_out: dict[int, Prediction] = {}
+    uncalibrated: dict[int, Prediction] = {}
     fold_fits = []
     for fold in folds:
+        own = (fold_profiles or {}).get(fold.index, profile)
+        memo = fitted if own is profile else PredictionMemo(predictor, own, gpu_name)
         train = [measurements[i] for i in fold.train]
-        fit = fit_by_regime(fitted, train, specs)
+        fit = fit_by_regime(memo, train, specs)
         fold_fits.append(fit)
         for i in fold.held_out:
             if i in held_out:
                 raise AssertionError(f"experiment {i} is held out by two folds")
             fold_of[i] = fold.index
-            held_out[i] = fitted.predict(measurements[i], fit.values)
-        scores = np.mean([abs(fitted.predict(measurements[i], fit.values).step_time_s
-                              / measurements[i].measured_step_time_s - 1.0) for i in fold.held_out])
+            held_out[i] = memo.predict(measurements[i], fit.values)
+            uncalibrated[i] = memo.predict(measurements[i], {})
+        scores = np.mean([abs(held_out[i].step_time_s / measurements[i].measured_step_time_s - 1.0)
+                          for i in fold.held_out])
         progress(f"fold {fold.index + 1}/{len(folds)}: held-out MAPE {100 * scores:.1f}% "
                  f"({fit.evaluations} evaluations, {fitted.evaluations} simulations so far)")
     final_fit = fit_by_regime(fitted, measurements, specs)
@@ -88,7 +95,7 @@ def validate_measurements(
             measurement=m,
             fold=fold_of[i],
             held_out=held_out[i],
-            uncalibrated=fitted.predict(m, {}),
+            uncalibrated=uncalibrated[i],
             datasheet=datasheet.predict(m, {}),
             final=fitted.predict(m, final_fit.values),
         )
@@ -100,5 +107,5 @@ def validate_measurements(
         fold_fits=tuple(fold_fits),
         final_fit=final_fit,
         specs=specs,
-        simulations=fitted.evaluations + datasheet.evaluations,
+        simulations=fitted.evaluations + datasheet.evaluations,  # folds with profiles of their own not counted
     )

@@ -14,6 +14,9 @@ import numpy as np
 from topology.errors import LayerwiseError
 
 LOO = "loo"
+BY_FAMILY = "family"  # one fold per shape family: a family's runs (and its kernels) never train its own fold
+BY_GROUP = "group"  # one fold per workload group (one model at one workload, every plan)
+BY_LABEL = (BY_FAMILY, BY_GROUP)
 LOO_MAX_EXPERIMENTS = 12  # up to this many experiments the default is leave-one-out
 DEFAULT_K = 5
 
@@ -28,7 +31,8 @@ class Fold:
 
 
 def parse_folds(text: str | None, num_configs: int) -> int:
-    """``--folds``: ``loo``, an integer K >= 2, or ``None`` (the default for this many configurations).
+    """``--folds``: ``loo``, an integer K >= 2, or ``None`` (the default for this many configurations);
+    ``family`` and ``group`` are read by :func:`label_folds`.
 
     ``num_configs``: distinct measured configurations (repeats count once). Returns the number
     of folds (``num_configs`` for leave-one-out).
@@ -74,6 +78,16 @@ def split_folds(
         train = tuple(i for i, label in enumerate(labels) if fold_of_config[label] != index)
         folds.append(Fold(index=index, train=train, held_out=held_out))
     return tuple(folds)
+
+
+def label_folds(labels: Sequence[Hashable], what: str) -> tuple[Fold, ...]:
+    """One fold per distinct label (in first-seen order): ``--folds family`` or ``group``."""
+    distinct = list(dict.fromkeys(labels))
+    if len(distinct) < 2:
+        raise LayerwiseError("--folds", f"{what} folds need runs of at least 2 {what}s, got {len(distinct)}")
+    return tuple(Fold(index=i, train=tuple(j for j, lab in enumerate(labels) if lab != label),
+                      held_out=tuple(j for j, lab in enumerate(labels) if lab == label))
+                 for i, label in enumerate(distinct))
 
 
 def describe_folds(k: int, num_experiments: int, num_configs: int | None = None) -> str:

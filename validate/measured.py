@@ -85,6 +85,22 @@ class Measurement:
         return self.experiment.cluster.gpu.name
 
     @property
+    def family(self) -> str | None:
+        """The shape family of a shape-study run (``environment.family``), None otherwise."""
+        family = self.result.environment.get("family")
+        return str(family) if family else None
+
+    @property
+    def workload_group(self) -> str:
+        """Runs of one model at one workload, whatever the plan and the GPU count: the unit a
+        leave-one-group-out fold holds out."""
+        w = self.experiment.workload
+        model = {k: v for k, v in self.experiment.model.to_dict().items() if k != "name"}
+        return json.dumps({"source": self.imported_from, "model": model, "phase": w.phase, "batch": w.batch_size,
+                           "context": w.context_len, "prompt": w.prompt_len if w.phase == "prefill" else None},
+                          sort_keys=True)
+
+    @property
     def imported_from(self) -> str | None:
         """The source of a run another executor measured (``topology.imported``), None for ours."""
         imported = self.result.environment.get("imported")

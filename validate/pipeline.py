@@ -21,8 +21,9 @@ from topology.errors import LayerwiseError
 from topology.profile import HardwareProfile, write_profile
 from validate.crossval import Validation, validate_measurements
 from validate.extrapolation import Extrapolation, describe_experiment, extrapolate, load_target, unmeasured_experiments
-from validate.folds import describe_folds, parse_folds, split_folds
+from validate.folds import BY_FAMILY, BY_LABEL, Fold, describe_folds, label_folds, parse_folds, split_folds
 from validate.kernel_kinds import kind_times
+from validate.kernel_points import KernelSet, load_kernel_points
 from validate.leases import LeaseComparison, compare_leases
 from validate.measured import Measurement, load_measurements
 from validate.prediction import with_sim_params, without_sim_params
@@ -38,7 +39,7 @@ from validate.resimulate import (
     simulate,
 )
 from validate.ship import check_ship_path, shipped_profile
-from validate.summary import VARIANTS, regime_errors, regimes, summarize
+from validate.summary import VARIANTS, merge_bands, regime_errors, regimes, summarize
 from validate.timeline import load_trace_bars, steady_window
 from validate.traces import find_profiled_trace
 
@@ -64,6 +65,7 @@ class ValidationRequest:
     no_extrapolation: bool = False
     compare_leases: tuple[str, ...] = ()
     ship_profile: str | None = None
+    kernels: tuple[str, ...] = ()  # kernel files timed alone, by shape family (validate.kernel_points)
     command: str = "layerwise validate"
 
 
@@ -180,6 +182,35 @@ def _extrapolate(args: ValidationRequest, fitted: HardwareProfile, base: Hardwar
     return extrapolation, "" if extrapolation.predictions else "no experiment needs more GPUs than were measured"
 
 
+def _folds(args: ValidationRequest, measurements: list[Measurement]) -> tuple[tuple[Fold, ...], str]:
+    """K-fold by configuration (repeats held out together), or one fold per family or workload group."""
+    if args.folds in BY_LABEL:
+        if args.folds == BY_FAMILY:
+            labels = [m.family or "(no family)" for m in measurements]
+        else:
+            labels = [m.workload_group for m in measurements]
+        folds = label_folds(labels, args.folds)
+        return folds, f"leave-one-{args.folds}-out ({len(folds)} folds, {len(measurements)} runs)"
+    configs = [m.config_key for m in measurements]  # repeats are held out together
+    num_configs = len(set(configs))
+    k = parse_folds(args.folds, num_configs)
+    folds = split_folds(len(measurements), k, np.random.default_rng(args.split_seed), configs)
+    return folds, describe_folds(k, len(measurements), num_configs)
+
+
+def _fold_profiles(args: ValidationRequest, folds: tuple[Fold, ...], measurements: list[Measurement],
+                   kernels: KernelSet | None, calibration: HardwareProfile | None,
+                   gpu_name: str) -> dict[int, HardwareProfile | None] | None:
+    """Leaving a family out leaves its measured kernels out too."""
+    if kernels is None or args.folds != BY_FAMILY:
+        return None
+    out: dict[int, HardwareProfile | None] = {}
+    for fold in folds:
+        family = measurements[fold.held_out[0]].family
+        out[fold.index] = kernels.profile_with(calibration, gpu_name, without=family)
+    return out
+
+
 def _profile_label(chosen: ChosenProfile) -> str:
     if chosen.profile is None:
         return f"none: {chosen.label} (uncalibrated = datasheet)"
@@ -206,22 +237,23 @@ def run_validation(args: ValidationRequest, progress: Progress = _progress) -> V
         if args.compare_leases else []
     _check_one_gpu([*measurements, *others])
     chosen = choose_measured_profile(measurements[0].gpu_name, args.profile)
-    profile = chosen.profile
-    base = without_sim_params(profile)
-    gpu_name = profile.gpu_name if profile else measurements[0].gpu_name
+    kernels = load_kernel_points(list(args.kernels)) if args.kernels else None
+    gpu_name = chosen.profile.gpu_name if chosen.profile else measurements[0].device_name
+    profile = kernels.profile_with(chosen.profile, gpu_name) if kernels else chosen.profile
     ship_path = check_ship_path(args.ship_profile, gpu_name) if args.ship_profile else None
-    names = _param_names(args.params, measurements, base)
+    names = _param_names(args.params, measurements, without_sim_params(profile))
+    base = without_sim_params(profile, names)  # the profile's other fitted values are kept
     specs = param_specs(names, measurements, base)
-    configs = [m.config_key for m in measurements]  # repeats are held out together
-    num_configs = len(set(configs))
-    k = parse_folds(args.folds, num_configs)
-    folds = split_folds(len(measurements), k, np.random.default_rng(args.split_seed), configs)
-    folds_label = describe_folds(k, len(measurements), num_configs)
+    folds, folds_label = _folds(args, measurements)
+    fold_profiles = _fold_profiles(args, folds, measurements, kernels, without_sim_params(chosen.profile, names),
+                                   gpu_name)
     progress(f"{len(measurements)} measured experiments, fitting {', '.join(names) or '(nothing)'}, {folds_label}")
-    validation = validate_measurements(measurements, measurement_predictor(), base, specs, folds, progress)
+    validation = validate_measurements(measurements, measurement_predictor(), base, specs, folds, progress,
+                                       fold_profiles)
 
     fitted = with_sim_params(base, validation.final_fit.values, gpu_name)
-    bands = regime_errors(validation.outcomes, str(out / MARKDOWN_NAME))
+    bands = merge_bands(chosen.profile.validation if chosen.profile else (),
+                        regime_errors(validation.outcomes, str(out / MARKDOWN_NAME)))
     fitted = HardwareProfile(
         gpu_name=fitted.gpu_name, gpu_count=fitted.gpu_count, params=fitted.params,
         environment={**fitted.environment, "validate": {

@@ -37,11 +37,14 @@ def with_sim_params(profile: HardwareProfile | None, sim_params: dict[str, float
     return dataclasses.replace(profile, params=dataclasses.replace(profile.params, sim_params=merged))
 
 
-def without_sim_params(profile: HardwareProfile | None) -> HardwareProfile | None:
-    """The calibration profile's measured numbers only (any previously fitted parameters dropped)."""
+def without_sim_params(profile: HardwareProfile | None,
+                       names: tuple[str, ...] | None = None) -> HardwareProfile | None:
+    """The calibration profile without its previously fitted values of ``names`` (default: all of
+    them, its measured numbers only): a validation refits those and keeps the rest as they are."""
     if profile is None or not profile.params.sim_params:
         return profile
-    return dataclasses.replace(profile, params=dataclasses.replace(profile.params, sim_params={}))
+    kept = {} if names is None else {k: v for k, v in profile.params.sim_params.items() if k not in names}
+    return dataclasses.replace(profile, params=dataclasses.replace(profile.params, sim_params=kept))
 
 
 class PredictionMemo:

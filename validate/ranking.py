@@ -44,6 +44,12 @@ class GroupRanking:
         return self.measured_best == self.predicted_best
 
     @property
+    def regret(self) -> float:
+        """How much slower the plan the simulator picks ran than the measured best (0 when it is the best)."""
+        chosen = self.plans.index(self.predicted_best)
+        return self.measured_step_times_s[chosen] / self.measured_step_times_s[0] - 1.0
+
+    @property
     def order_agrees(self) -> bool:
         """The whole order, not only the winner."""
         predicted_order = sorted(range(len(self.plans)), key=lambda i: self.predicted_step_times_s[i])
@@ -95,6 +101,11 @@ def agreement_by_kind(rankings: tuple[GroupRanking, ...]) -> dict[str, tuple[int
     return {kind: (len(mine), sum(r.agrees for r in mine), sum(r.order_agrees for r in mine))
             for kind in KINDS
             for mine in [[r for r in rankings if r.kind == kind]]}
+
+
+def worst_regret(rankings: tuple[GroupRanking, ...]) -> float:
+    """The largest regret over the groups (0 with none)."""
+    return max((r.regret for r in rankings), default=0.0)
 
 
 def describe_agreement(rankings: tuple[GroupRanking, ...]) -> list[str]:

@@ -24,8 +24,11 @@ from validate.measured import Measurement
 from validate.prediction import PredictionMemo
 
 REGIME_CANDIDATES: dict[str, tuple[str, ...]] = {
-    "decode-graph": ("launch_overhead_graph_s", "l2_bw_bytes_per_s", "hbm_efficiency", "compute_efficiency",
-                     "attention_efficiency", "collective_latency_s", "p2p_latency_s"),
+    # the small kernels' fixed times first (what calibration does not time), then communication, then rates
+    "decode-graph": ("norm_latency_s", "elementwise_latency_s", "kv_write_latency_s", "launch_overhead_graph_s",
+                     "collective_base_latency_s", "collective_latency_s", "tp_straggler_fraction", "p2p_latency_s",
+                     "l2_bw_bytes_per_s", "hbm_efficiency", "gemm_latency_s", "gemm_bw_efficiency",
+                     "attention_latency_s", "attention_bw_efficiency", "compute_efficiency", "attention_efficiency"),
     "decode-eager": ("launch_overhead_eager_s",),
     "prefill": ("prefill_gemm_time_scale", "prefill_attention_time_scale", "prefill_elementwise_time_scale"),
 }
@@ -53,8 +56,12 @@ def measured_by_profile(profile: HardwareProfile | None) -> tuple[str, ...]:
         names.append("hbm_efficiency")
     if p.matmul_flops_per_s is not None or p.gemm_points:
         names.append("compute_efficiency")
+    if p.gemm_points:  # the base model's GEMM latency and bandwidth are fitted to them (sim.costs.build)
+        names += ["gemm_latency_s", "gemm_bw_efficiency"]
     if p.attention_points:
-        names.append("attention_efficiency")
+        names += ["attention_efficiency", "attention_latency_s", "attention_bw_efficiency"]
+    if p.launch_overhead_graph_s is not None:
+        names.append("launch_overhead_graph_s")
     return tuple(names)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from topology.accuracy import COMPONENTS, REGIMES, RegimeError
+from topology.accuracy import COMPONENTS, REGIMES, RegimeError, coverage_bound, plan_tp_sizes, shape_features
 from validate.crossval import Outcome
 
 VARIANTS = ("held_out", "uncalibrated", "datasheet")
@@ -61,16 +61,40 @@ def regimes(outcomes: tuple[Outcome, ...]) -> list[str]:
     return [r for r in REGIMES if r in present]
 
 
+def _band(runs: tuple[Outcome, ...], regime: str, source: str, family: str = "") -> RegimeError:
+    s = summarize(runs, "held_out", regime)
+    assert s is not None
+    exercised = {c for o in runs for c in o.measurement.components}
+    shapes = tuple(dict.fromkeys(shape_features(o.measurement.experiment.model) for o in runs)) if family else ()
+    return RegimeError(
+        regime=regime, gpu=runs[0].measurement.device_name, runs=s.count, configurations=s.configurations,
+        mape=s.mape, worst=s.max_ape, components=tuple(c for c in COMPONENTS if c in exercised), hosts=s.leases,
+        source=source, bound=coverage_bound([o.relative_error("held_out") for o in runs]), family=family,
+        shapes=shapes, tp_sizes=tuple(sorted({n for o in runs for n in plan_tp_sizes(o.measurement.plan)})))
+
+
 def regime_errors(outcomes: tuple[Outcome, ...], source: str) -> tuple[RegimeError, ...]:
-    """One held-out band per regime scored, with the components its runs exercised."""
+    """The held-out bands of the runs scored (``topology.accuracy``): per regime, one for its one-GPU
+    runs, one for its multi-GPU runs (with the parts and all-reduce group sizes they exercised), and
+    one per shape family among its one-GPU runs."""
     bands = []
     for regime in regimes(outcomes):
-        s = summarize(outcomes, "held_out", regime)
-        assert s is not None
         runs = of_regime(outcomes, regime)
-        exercised = {c for o in runs for c in o.measurement.components}
-        bands.append(RegimeError(
-            regime=regime, gpu=runs[0].measurement.device_name, runs=s.count, configurations=s.configurations,
-            mape=s.mape, worst=s.max_ape, components=tuple(c for c in COMPONENTS if c in exercised),
-            hosts=s.leases, source=source))
+        alone = tuple(o for o in runs if o.measurement.components == ("kernels",))
+        talking = tuple(o for o in runs if o.measurement.components != ("kernels",))
+        bands += [_band(group, regime, source) for group in (alone, talking) if group]
+        for family in dict.fromkeys(o.measurement.family for o in alone if o.measurement.family):
+            bands.append(_band(tuple(o for o in alone if o.measurement.family == family), regime, source,
+                               family or ""))
     return tuple(bands)
+
+
+def _kind(band: RegimeError) -> tuple[str, str, bool]:
+    return band.regime, band.family, set(band.components) != {"kernels"}
+
+
+def merge_bands(kept: tuple[RegimeError, ...], new: tuple[RegimeError, ...]) -> tuple[RegimeError, ...]:
+    """The calibration profile's bands that this validation did not score again, then the new ones: a
+    validation of communication on top of a validated kernel model keeps the kernel bands."""
+    scored = {_kind(b) for b in new}
+    return tuple(b for b in kept if _kind(b) not in scored) + new

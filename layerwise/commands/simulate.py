@@ -24,7 +24,7 @@ from layerwise.views.results_table import Row, render_rows
 from sim.inputs import Basis, ProfileChoice, resolve_basis
 from sim.resolve import plan_inputs
 from sim.simulate import estimate, simulate
-from topology.accuracy import describe_band, plan_components, unvalidated_components
+from topology.accuracy import describe_band
 from topology.atomic_io import check_output_file, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import load_experiment
@@ -142,6 +142,6 @@ def _simulate_all(args: argparse.Namespace, basis: Basis, names: list[str],
 
 
 def _rests_on(basis: Basis, plan: Plan) -> str:
-    experiment, band = basis.experiment, basis.band
-    components = plan_components(plan, experiment.cluster, experiment.workload.phase == "decode")
-    return describe_band(band, unvalidated_components(components, band))
+    found, unvalidated = basis.band_for(plan)
+    text = describe_band(found.band, unvalidated)
+    return f"{text} ({found.note})" if found.note else text

@@ -22,8 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", help="comma-separated simulator parameters to fit, each on its own regime's "
                         f"runs (default: per regime, those of [{candidates}] the data responds to, at most one per "
                         "3 configurations of the regime; efficiencies the profile measured are not fitted)")
-    parser.add_argument("--folds", help="'loo' or K for K-fold by experiment (default: loo up to 12 experiments, "
-                        "else 5)")
+    parser.add_argument("--folds", help="'loo' or K for K-fold by configuration (default: loo up to 12 "
+                        "configurations, else 5); 'family': one fold per shape family (a family's kernels "
+                        "from --kernels left out with it); 'group': one fold per workload group (one model at "
+                        "one workload, every plan)")
+    parser.add_argument("--kernels", nargs="+", metavar="DIR", default=[],
+                        help="kernels timed alone by shape family (the shape study's kernels/*.json): added to "
+                             "the profile's measured points")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the fold shuffle (default 0)")
     parser.add_argument("--extrapolate", action="append", metavar="NAME[@CLUSTER]", default=[],
                         help="an experiment (shipped name or YAML path, optionally on another cluster preset) to "
@@ -46,11 +51,13 @@ def run(args: argparse.Namespace) -> int:
         results=tuple(args.results), out=args.out, profile=ProfileChoice(path=args.profile, datasheet=args.datasheet),
         params=args.params, folds=args.folds, split_seed=args.split_seed, extrapolate=tuple(args.extrapolate),
         no_extrapolation=args.no_extrapolation, compare_leases=tuple(args.compare_leases),
-        ship_profile=args.ship_profile,
+        ship_profile=args.ship_profile, kernels=tuple(args.kernels),
         command="layerwise validate " + " ".join(shlex.quote(a) for a in _command_args(args)))
     outcome = run_validation(request)
     for band in outcome.bands:
-        print(f"held-out {band.regime}: MAPE {100 * band.mape:.1f}%, worst {100 * band.worst:.1f}% "
+        family = f", family {band.family}" if band.family else ""
+        print(f"held-out {band.regime}{family}: 90% within ±{100 * band.half_width:.1f}%, MAPE {100 * band.mape:.1f}%, "
+              f"worst {100 * band.worst:.1f}% "
               f"({band.runs} runs, {band.configurations} configurations, {band.hosts} leases)")
     print(f"fitted {outcome.fitted_values}")
     print(f"wrote {', '.join(outcome.written)}")
@@ -75,6 +82,8 @@ def _command_args(args: argparse.Namespace) -> list[str]:
         words.append("--no-extrapolation")
     if args.compare_leases:
         words += ["--compare-leases", *args.compare_leases]
+    if args.kernels:
+        words += ["--kernels", *args.kernels]
     if args.ship_profile:
         words += ["--ship-profile", args.ship_profile]
     return words

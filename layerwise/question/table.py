@@ -41,8 +41,9 @@ def band_note(result: CaseResult) -> str:
     """What every row's prediction rests on (one line under the block)."""
     search = result.search
     assert search is not None
-    parts = [f"tokens/s ±{search.band.mape:.1%} where only kernels matter (held-out {search.band.regime} error on "
-             f"{search.band.gpu}, {search.band.runs} runs)" if search.band is not None else "no validation band"]
+    parts = [f"tokens/s ±{search.band.half_width:.1%} where only kernels matter (90% of held-out {search.band.regime} "
+             f"errors on {search.band.gpu}, {search.band.runs} runs)" if search.band is not None
+             else "no validation band"]
     parts.append("1/TPS is the paper's TPOT; TPOT is the real time between a sequence's tokens; "
                  "'unvalidated': the parts of the step no run has measured (p2p: point-to-point sends)")
     return "Note: " + "; ".join(parts) + "."

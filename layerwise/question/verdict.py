@@ -104,7 +104,8 @@ def _rests_on(result: CaseResult, best: Candidate) -> str:
     parts = []
     if search.band is not None:
         parts.append(f"What this rests on: kernels and memory traffic are validated on one {search.band.gpu} "
-                     f"(held-out {search.band.regime} error ±{search.band.mape:.1%} over {search.band.runs} runs)")
+                     f"(±{search.band.half_width:.1%} covers 90% of held-out {search.band.regime} errors over "
+                     f"{search.band.runs} runs)")
     else:
         parts.append("What this rests on: datasheet parameters, with no validation band")
     unvalidated = [u for u in COMPONENTS if u != "kernels"

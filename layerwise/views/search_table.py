@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from layerwise.terminal.table import render_table
-from sim.search.result import SearchResult
+from sim.search.result import Candidate, SearchResult
 from topology.accuracy import COMPONENT_WORDS
 from topology.units import format_seconds
 
@@ -20,10 +20,10 @@ def _stage_text(result: SearchResult) -> str:
     return "; ".join(parts)
 
 
-def _band_cell(result: SearchResult, unvalidated: tuple[str, ...]) -> str:
-    if result.band is None:
-        return "none"
-    return f"±{result.band.mape:.1%}" + (" (partial)" if unvalidated else "")
+def _band_cell(candidate: Candidate) -> str:
+    if candidate.band is None:
+        return "outside measured shapes" if candidate.band_note.startswith("outside") else "none"
+    return f"±{candidate.band.half_width:.1%}" + (" (partial)" if candidate.unvalidated else "")
 
 
 def render_search(result: SearchResult) -> str:
@@ -41,7 +41,7 @@ def render_search(result: SearchResult) -> str:
                      f"{c.tokens_per_s_per_gpu:,.0f}", format_seconds(p.tpot_s if decode else p.ttft_s),
                      "best" if rank == 1 else f"-{1 - p.tokens_per_s / best:.1%}",
                      f"{COST_WORDS.get(dominant or '', dominant)} {share:.0%}" if dominant else "-",
-                     _band_cell(result, c.unvalidated),
+                     _band_cell(c),
                      ", ".join(COMPONENT_WORDS[u] for u in c.unvalidated) or "-", c.origin])
     o = result.options
     limits = [f"GPUs <= {o.gpus}"] if o.gpus else []

@@ -1,6 +1,6 @@
 """The one memo of the cost functions: answers already worked out under one cost model, keyed by
 value, so every layer, stage and context length that asks the same question again gets the same
-answer without the work.
+answer without the work; and (:func:`built`) the pieces of cost models already built, by value.
 
 One :class:`PriceMemo` belongs to one :class:`~sim.costs.model.CostModel` (the memo's keys leave
 the cost model out): a simulation's pass cache, or one search's stage tables, make one and share
@@ -10,8 +10,9 @@ it. The cost model itself is frozen and holds no memo. Values are typed where th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from topology.ops import Op
 
@@ -36,6 +37,22 @@ class PriceMemo:
     runs: dict[tuple[object, ...], Any] = field(default_factory=dict)
     # activation bytes of a stage's operators by (model, layer count, TP degree, tokens): layers are alike
     activations: dict[tuple[object, ...], int] = field(default_factory=dict)
-    # measured / roofline tables by (op kind, dtype bytes), and the scale near a shape by (kind, dtype, query)
-    tables: dict[tuple[str, int], Any] = field(default_factory=dict)
-    scales: dict[tuple[str, int, tuple[int, ...]], float] = field(default_factory=dict)
+    # the measured correction near a shape (a Correction) by (op kind, decode or not, log shape, log size)
+    scales: dict[tuple[object, ...], Any] = field(default_factory=dict)
+
+
+T = TypeVar("T")
+BUILT_KEPT = 32  # cost-model pieces kept across builds (fitted bases, correction tables)
+_BUILT: dict[Hashable, Any] = {}
+
+
+def built(key: Hashable, make: Callable[[], T]) -> T:
+    """A piece of a cost model (a base fitted to a profile's points, its correction tables), worked
+    out once per value of ``key`` (the points and the parameters it reads): a validation builds a
+    cost model for every run it prices, under few distinct profiles. The oldest piece goes first."""
+    found = _BUILT.get(key)
+    if found is None:
+        if len(_BUILT) >= BUILT_KEPT:
+            _BUILT.pop(next(iter(_BUILT)))
+        found = _BUILT[key] = make()
+    return found  # type: ignore[no-any-return]

@@ -1,12 +1,13 @@
-"""The cost model's inputs in one frozen object: parameters plus a profile's measured tables."""
+"""The cost model's inputs in one frozen object: parameters, and the measured kernels as correction
+tables (:mod:`sim.costs.measured`). :mod:`sim.costs.build` makes it from a cluster and a profile."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.params import SimParams, resolve_params
-from topology.cluster import Cluster
-from topology.profile import AttentionPoint, CollectiveFit, GemmPoint, HardwareProfile
+from sim.costs.measured import NO_TABLE, KernelTable
+from sim.params import SimParams
+from topology.profile import CollectiveFit
 
 
 @dataclass(frozen=True)
@@ -17,8 +18,10 @@ class CostModel:
     params: SimParams
     cuda_graphs: bool
     collectives: tuple[CollectiveFit, ...] = ()
-    gemm_points: tuple[GemmPoint, ...] = ()
-    attention_points: tuple[AttentionPoint, ...] = ()
+    gemm_table: KernelTable = NO_TABLE
+    decode_attention_table: KernelTable = NO_TABLE
+    prefill_attention_table: KernelTable = NO_TABLE
+    measured_dtype_bytes: int = 2  # the dtype the profile's kernels were timed in (bf16 on a GPU)
 
     @property
     def launch_overhead_s(self) -> float:
@@ -30,16 +33,3 @@ class CostModel:
             if fit.op == op and fit.group_size == group_size:
                 return fit
         return None
-
-
-def build_cost_model(cluster: Cluster, profile: HardwareProfile | None, cuda_graphs: bool) -> CostModel:
-    params = resolve_params(cluster, profile)
-    if profile is None:
-        return CostModel(params=params, cuda_graphs=cuda_graphs)
-    return CostModel(
-        params=params,
-        cuda_graphs=cuda_graphs,
-        collectives=profile.params.collectives,
-        gemm_points=profile.params.gemm_points,
-        attention_points=profile.params.attention_points,
-    )

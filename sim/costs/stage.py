@@ -235,12 +235,16 @@ def stage_pass(model: ModelSpec, stage: Stage, shape: TokenShape, cluster: Clust
     priced = PriceMemo() if priced is None else priced  # every layer repeats the same kernels: price each once
     res = stage_residency(model, stage, ops, shape, cluster, cost, sram_counted, priced)
     segments: list[Segment] = []
+    straggler = cost.params.tp_straggler_fraction
     for part in pass_layout(model, stage.layers, stage.tp_degree):
         if part.kind == ALLREDUCE:
             key = (op_comm_bytes(part.ops[0], shape), stage.devices)
             comm: CommCost | None = priced.allreduces.get(key)
             if comm is None:
                 comm = priced.allreduces[key] = allreduce_cost(*key, cluster, cost)
+            if straggler and segments and segments[-1].kind == COMPUTE and comm.time_s > 0.0:
+                # the ranks do not finish the compute before it together: it waits for the slowest
+                comm = replace(comm, latency_s=comm.latency_s + straggler * segments[-1].duration_s)
             segments.append(Segment(ALLREDUCE, part.ops[0].name, comm.time_s, comm=comm))
             continue
         run_key = (part.shapes, part.names if named else None, part.overlaps, shape.tokens, res.hit_fraction)

@@ -28,7 +28,7 @@ from sim.search.resolution import resolution_statement
 from sim.search.result import Candidate, Prediction, SearchResult
 from sim.search.tables import StageTable
 from sim.simulate import estimate, simulate
-from topology.accuracy import plan_components, unvalidated_components
+from topology.accuracy import plan_components
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, Optimizer, build_plan
 from topology.partition.space import Layout, count_layouts, layout_of_plan, microbatch_choices, plan_of_layout
@@ -85,9 +85,10 @@ class _Context:
             note = f"plan search ({self.options.family}): twin step {scored.step_s * 1e3:.6g} ms"
             plan = plan_of_layout(scored.layout, e.model, e.cluster, e.workload, OPTIMAL, notes=(note,))
         components = plan_components(plan, e.cluster, loops_back=e.workload.phase == "decode")
+        found, unvalidated = self.basis.band_for(plan)
         return Candidate(origin, scored.layout, plan, scored,
                          _twin_prediction(scored, e.workload.tokens_per_iteration), None, ties,
-                         components, unvalidated_components(components, self.band))
+                         components, unvalidated, found.band, found.note)
 
     def score(self, layout: Layout) -> Scored | None:
         table = self.tables.get(layout.microbatches)
@@ -194,7 +195,7 @@ def search_plans(basis: Basis, options: SearchOptions | None = None, jobs: int =
         regime=context.regime, options=options,
         space_size=count_layouts(experiment.model, experiment.cluster, experiment.workload, context.max_gpus),
         states_visited=states[0], ranked=tuple(ranked), over_limits=tuple(over), scored=tuple(scored.values()),
-        band=context.band, resolution=resolution_statement(ranked, context.band),
+        band=context.band, resolution=resolution_statement(ranked),
         parameters=basis.profile_label, wall_s=time.perf_counter() - started)
 
 

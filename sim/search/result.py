@@ -44,6 +44,8 @@ class Candidate:
     ties: int  # other layouts of the space with the same twin step (not listed)
     components: tuple[str, ...]  # what the step depends on (topology.accuracy.COMPONENTS)
     unvalidated: tuple[str, ...]  # of those, what no validation run exercised
+    band: RegimeError | None = None  # the held-out band its prediction carries (topology.accuracy.band_for)
+    band_note: str = ""  # why it has none, where that is known ("outside measured shapes ...")
 
     @property
     def prediction(self) -> Prediction:
@@ -103,6 +105,8 @@ def candidate_to_dict(candidate: Candidate, best_tokens_per_s: float) -> dict[st
         "ties": candidate.ties,
         "components": list(candidate.components),
         "unvalidated": list(candidate.unvalidated),
+        "band": candidate.band.to_dict() if candidate.band is not None else None,
+        "band_note": candidate.band_note,
         "plan": candidate.plan.to_dict(),
     }
 

@@ -7,7 +7,7 @@ import math
 import pytest
 from search_cases import CASES, mini_experiment
 
-from sim.costs.model import build_cost_model
+from sim.costs.build import build_cost_model
 from sim.inputs import basis_of, given_profile
 from sim.resolve import resolve_given
 from sim.search.dp import Geometry, Scored, k_best_layouts, score_layout

@@ -1,8 +1,8 @@
 """A 2-GPU toy cluster and a tiny inline model whose costs can be worked by hand.
 
 With the parameters of :func:`toy_profile` compute is free (peak FLOP/s 1e30), every byte
-moves through HBM at 1e6 B/s (so 1 byte = 1 us), launches cost nothing, no weight stays in
-L2 (usable L2 of 1 byte), and a link moves 8e6 B/s with 1 us latency.
+moves through HBM at 1e6 B/s (so 1 byte = 1 us), launches and the kernels' fixed latencies cost
+nothing, no weight stays in L2 (usable L2 of 1 byte), and a link moves 8e6 B/s with 1 us latency.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ HAND_PARAMS = {
     "l2_usable_bytes": 1.0,
     "launch_overhead_eager_s": 0.0, "launch_overhead_graph_s": 0.0, "intra_node_bw_bytes_per_s": 8e6,
     "link_efficiency": 1.0, "p2p_latency_s": 1e-6, "collective_latency_s": 1e-6,
+    "gemm_latency_s": 0.0, "gemm_bw_efficiency": 1.0, "attention_latency_s": 0.0, "attention_bw_efficiency": 1.0,
+    "norm_latency_s": 0.0, "elementwise_latency_s": 0.0, "kv_write_latency_s": 0.0,
+    "collective_base_latency_s": 0.0, "tp_straggler_fraction": 0.0,
 }
 
 

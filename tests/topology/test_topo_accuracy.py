@@ -47,11 +47,11 @@ def test_unvalidated_and_the_phrase() -> None:
     assert unvalidated_components(parts, SINGLE_GPU) == ("allreduce", "p2p", "cross-node")
     assert unvalidated_components(parts, None) == parts
     text = describe_band(SINGLE_GPU, ("allreduce",))
-    assert text == ("±3.8% held-out decode-graph error on NVIDIA H100 80GB HBM3 (28 runs, worst 10.6%); "
-                    "unvalidated: all-reduce")
+    assert text == ("±10.6% (90% of held-out decode-graph errors on NVIDIA H100 80GB HBM3, 28 runs, MAPE 3.8%, "
+                    "worst 10.6%); unvalidated: all-reduce")  # a band written without a bound: its worst error
     assert describe_band(None, ("kernels",)) == "no validation band; unvalidated: kernels"
-    assert band_for((SINGLE_GPU,), "decode-graph") is SINGLE_GPU
-    assert band_for((SINGLE_GPU,), "prefill") is None
+    assert band_for((SINGLE_GPU,), "decode-graph").band is SINGLE_GPU
+    assert band_for((SINGLE_GPU,), "prefill").band is None
 
 
 def test_profile_round_trip_and_bad_entries() -> None:

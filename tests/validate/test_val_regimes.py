@@ -77,14 +77,16 @@ def test_default_parameters_per_regime_within_budget(stand_in_measurements: list
     assert param_budget(runs, "prefill") == 0
     everything = lambda names, _runs: names  # noqa: E731  (every candidate moves something)
     chosen = default_params(runs, None, everything)
-    assert chosen == ("launch_overhead_graph_s", "l2_bw_bytes_per_s", "hbm_efficiency", "compute_efficiency",
+    assert chosen == ("norm_latency_s", "elementwise_latency_s", "kv_write_latency_s", "launch_overhead_graph_s",
                       "launch_overhead_eager_s")
     assert {regime_of_param(n) for n in chosen} == {"decode-graph", "decode-eager"}
     measured = HardwareProfile(gpu_name="g", gpu_count=1, params=ProfileParams(hbm_bw_bytes_per_s=3e12,
                                                                                matmul_flops_per_s=8e14))
     assert measured_by_profile(measured) == ("hbm_efficiency", "compute_efficiency")
-    assert default_params(runs, measured, everything)[:4] == ("launch_overhead_graph_s", "l2_bw_bytes_per_s",
-                                                              "attention_efficiency", "collective_latency_s")
+    assert default_params(runs, measured, everything)[:4] == ("norm_latency_s", "elementwise_latency_s",
+                                                              "kv_write_latency_s", "launch_overhead_graph_s")
+    timed = HardwareProfile(gpu_name="g", gpu_count=1, params=ProfileParams(launch_overhead_graph_s=1e-6))
+    assert "launch_overhead_graph_s" not in default_params(runs, timed, everything)  # measured: not fitted
 
 
 def test_bands_by_regime_with_leases_and_components(stand_in_measurements: list[Measurement]) -> None:
@@ -149,8 +151,8 @@ def test_a_prediction_carries_its_own_regime_band_and_names_what_no_run_measured
     bands = regime_errors(outcomes, "")
     parts = ("kernels", "allreduce", "p2p", "cross-node")
     same_gpu, mape = prediction_band(_seed_prediction("H100-SXM5-80GB", parts), bands, "H100-SXM5-80GB")
-    assert same_gpu == ("±2.0% held-out decode-graph error on H100-SXM5-80GB (2 runs, worst 2.0%); "
-                        "unvalidated: all-reduce, point-to-point, cross-node links")
+    assert same_gpu == ("±2.0% (90% of held-out decode-graph errors on H100-SXM5-80GB, 2 runs, MAPE 2.0%, worst "
+                        "2.0%); unvalidated: all-reduce, point-to-point, cross-node links")
     assert mape == pytest.approx(0.02)
     other_gpu, none = prediction_band(_seed_prediction("H100-SXM5-80GB", parts), bands, "H200-SXM-141GB")
     assert other_gpu == ("no band for H100-SXM5-80GB (runs measured on H200-SXM-141GB); unvalidated: kernels, "

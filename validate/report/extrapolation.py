@@ -77,17 +77,18 @@ def _measured_scale(outcomes: tuple[Outcome, ...], unmeasured: tuple[str, ...], 
 
 
 def prediction_band(p: ExtrapolatedPrediction, bands: tuple[RegimeError, ...], measured_gpu: str) -> tuple[str, float]:
-    """The phrase a prediction carries (its own regime's band, or none) and the band's MAPE (0 without one).
+    """The phrase a prediction carries (the band of its regime and parts, or none) and the band's half
+    width (0 without one).
 
     A band holds for the GPU its runs were measured on; a prediction for another GPU has none, and
     the components no run exercised are named beside it (:func:`topology.accuracy.describe_band`).
     """
-    band = band_for(bands, p.regime) if p.gpu_name == measured_gpu else None
+    band = band_for(bands, p.regime, components=p.components).band if p.gpu_name == measured_gpu else None
     text = describe_band(band, unvalidated_components(p.components, band))
     if band is None and p.gpu_name != measured_gpu:
         rest = text.removeprefix("no validation band; ")
         text = f"no band for {p.gpu_name} (runs measured on {measured_gpu}); {rest}"
-    return text, band.mape if band else 0.0
+    return text, band.half_width if band else 0.0
 
 
 def claim_ratios(predictions: tuple[ExtrapolatedPrediction, ...]) -> list[str]:
