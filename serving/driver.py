@@ -19,7 +19,7 @@ import heapq
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from serving.batch import IterationPlan
@@ -74,8 +74,8 @@ class ServingRun:
 class _Replica:
     """One replica's scheduler and pipeline: when each stage is next free, iterations in flight."""
 
-    def __init__(self, config: SchedulerConfig, depth: int) -> None:
-        self.scheduler = Scheduler(config)
+    def __init__(self, config: SchedulerConfig, depth: int, index: int) -> None:
+        self.scheduler = Scheduler(config, replica=index)
         self.stage_free_s = [0.0] * depth
         self.in_flight = 0
 
@@ -97,13 +97,15 @@ class _Run:
         self.source = source
         self.iteration_time_s = iteration_time_s
         self.depth = depth
-        self.replicas = [_Replica(config, depth) for _ in range(replicas)]
+        self.replicas = [_Replica(config, depth, index) for index in range(replicas)]
         self.router = Router(router)
         self.events: list[tuple[float, int, int, Any]] = []
         self.order = itertools.count()
         self.records: list[RequestRecord] = []
         self.iterations: list[IterationRecord] = []
         self.samples: list[StateSample] = []
+        self.last_state: tuple[int, int, int] | None = None
+        self.kv_blocks_total = config.num_blocks * replicas
 
     def push(self, time_s: float, kind: int, payload: Any) -> None:
         heapq.heappush(self.events, (time_s, kind, next(self.order), payload))
@@ -126,12 +128,12 @@ class _Run:
             replica = self.replicas[index]
             replica.in_flight -= 1
             for record in replica.scheduler.complete(plan, now_s):
-                self.done(replace(record, replica=index), now_s)
+                self.done(record, now_s)
         elif kind == _ARRIVE:
             index = self.router.pick([replica.scheduler for replica in self.replicas])
             rejected = self.replicas[index].scheduler.add_request(payload)
             if rejected is not None:
-                self.done(replace(rejected, replica=index), now_s)
+                self.done(rejected, now_s)
 
     def launch(self, index: int, now_s: float) -> None:
         """Start iterations on replica ``index`` while its first stage is free and its queue not full."""
@@ -156,14 +158,16 @@ class _Run:
             self.push(replica.stage_free_s[0], _STAGE_FREE, index)
 
     def sample(self, now_s: float) -> None:
+        """Record the state at ``now_s`` if it changed since the last sample."""
         schedulers = [replica.scheduler for replica in self.replicas]
-        sample = StateSample(time_s=now_s, num_waiting=sum(s.num_waiting for s in schedulers),
-                             num_running=sum(s.num_running for s in schedulers),
-                             kv_blocks_used=sum(s.kv_blocks_used for s in schedulers),
-                             kv_blocks_total=sum(s.config.num_blocks for s in schedulers))
-        if self.samples and replace(self.samples[-1], time_s=now_s) == sample:
+        state = (sum(s.num_waiting for s in schedulers), sum(s.num_running for s in schedulers),
+                 sum(s.kv_blocks_used for s in schedulers))
+        if state == self.last_state:
             return
-        self.samples.append(sample)
+        self.last_state = state
+        waiting, running, used = state
+        self.samples.append(StateSample(time_s=now_s, num_waiting=waiting, num_running=running,
+                                        kv_blocks_used=used, kv_blocks_total=self.kv_blocks_total))
 
     def run(self) -> ServingRun:
         for spec in self.source.initial_requests():

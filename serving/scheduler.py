@@ -34,10 +34,12 @@ from topology.errors import LayerwiseError
 
 
 class Scheduler:
-    """One replica's scheduler: its waiting queue, running set, KV pool and outstanding plans."""
+    """One replica's scheduler: its waiting queue, running set, KV pool and outstanding plans.
+    ``replica`` is only written into the records it returns."""
 
-    def __init__(self, config: SchedulerConfig) -> None:
+    def __init__(self, config: SchedulerConfig, replica: int = 0) -> None:
         self.config = config
+        self.replica = replica
         self._pool = KvBlockPool(config.num_blocks, config.block_size_tokens)
         self._waiting: deque[RequestState] = deque()
         self._running: list[RequestState] = []  # admission order
@@ -97,7 +99,7 @@ class Scheduler:
         reason = self.rejection_reason(spec)
         if reason:
             state.status = RequestStatus.REJECTED
-            return replace(state.record(), rejected_because=reason)
+            return replace(state.record(self.replica), rejected_because=reason)
         self._waiting.append(state)
         self._live[spec.request_id] = state
         return None
@@ -251,7 +253,7 @@ class Scheduler:
         self._pool.free(state.request_id)
         self._running.remove(state)
         del self._live[state.request_id]
-        return state.record()
+        return state.record(self.replica)
 
     def _advance_clock(self, time_s: float, field: str) -> None:
         if time_s < self._now_s:

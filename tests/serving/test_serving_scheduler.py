@@ -44,16 +44,16 @@ def test_misuse_is_refused_with_the_field_named() -> None:
     scheduler = Scheduler(config())
     spec = RequestSpec(0, 0.0, 4, 2)
     scheduler.add_request(spec)
-    with pytest.raises(LayerwiseError, match="^request_id: 0 was already added"):
+    with pytest.raises(LayerwiseError, match=r"^request_id: 0 was already added"):
         scheduler.add_request(spec)
     plan = scheduler.schedule(1.0)
     assert plan is not None
-    with pytest.raises(LayerwiseError, match="^now_s: "):
+    with pytest.raises(LayerwiseError, match=r"^now_s: "):
         scheduler.schedule(0.5)
-    with pytest.raises(LayerwiseError, match="^end_s: "):
+    with pytest.raises(LayerwiseError, match=r"^end_s: "):
         scheduler.complete(plan, 0.5)
     scheduler.complete(plan, 2.0)
-    with pytest.raises(LayerwiseError, match="^plan: iteration 0 is not outstanding"):
+    with pytest.raises(LayerwiseError, match=r"^plan: iteration 0 is not outstanding"):
         scheduler.complete(plan, 3.0)
 
 
@@ -99,11 +99,11 @@ def test_least_kv_prefers_the_replica_holding_fewer_blocks() -> None:
 
 
 def test_router_and_driver_arguments_are_checked() -> None:
-    with pytest.raises(LayerwiseError, match="^router: must be one of"):
+    with pytest.raises(LayerwiseError, match=r"^router: must be one of"):
         Router("random")
-    with pytest.raises(LayerwiseError, match="^pipeline_depth: "):
+    with pytest.raises(LayerwiseError, match=r"^pipeline_depth: "):
         serve(requests((0.0, 4, 2)), config(), pipeline_depth=0)
-    with pytest.raises(LayerwiseError, match="^iteration_time_s: returned nan"):
+    with pytest.raises(LayerwiseError, match=r"^iteration_time_s: returned nan"):
         run_serving(OpenLoopSource(requests((0.0, 4, 2))), config(), lambda plan: float("nan"))
 
 

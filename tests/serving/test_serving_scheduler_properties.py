@@ -6,6 +6,7 @@ iteration is never scheduled again."""
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import event, given, settings
@@ -33,7 +34,8 @@ def scheduler_configs(draw: Any) -> SchedulerConfig:
 
 @st.composite
 def request_lists(draw: Any) -> tuple[RequestSpec, ...]:
-    rows = draw(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 80), st.integers(1, 16)), min_size=1, max_size=24))
+    row = st.tuples(st.integers(0, 40), st.integers(1, 80), st.integers(1, 16))  # arrival ms, prompt, output
+    rows = draw(st.lists(row, min_size=1, max_size=24))
     arrivals_ms = sorted(row[0] for row in rows)
     return tuple(RequestSpec(index, arrival * 1e-3, prompt, output)
                  for index, (arrival, (_, prompt, output)) in enumerate(zip(arrivals_ms, rows, strict=True)))
@@ -75,13 +77,13 @@ def _check_records(run: ServingRun, config: SchedulerConfig, specs: dict[int, Re
         assert len(record.token_times_s) == spec.output_tokens == emitted[spec.request_id]
         times = record.token_times_s
         assert record.arrival_s <= record.first_scheduled_s < times[0]  # type: ignore[operator]
-        assert all(later > earlier for earlier, later in zip(times, times[1:], strict=False))
+        assert all(later > earlier for earlier, later in pairwise(times))
         assert record.finish_s == times[-1]
         if record.preemptions == 0:  # every known token but the last is fed through the model once
             assert processed[spec.request_id] == spec.max_kv_tokens
         else:
             assert processed[spec.request_id] > spec.max_kv_tokens
-    assert all(later.time_s >= earlier.time_s for earlier, later in zip(run.samples, run.samples[1:], strict=False))
+    assert all(later.time_s >= earlier.time_s for earlier, later in pairwise(run.samples))
 
 
 @settings(max_examples=150, deadline=None)
