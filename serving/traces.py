@@ -123,12 +123,15 @@ def _read_rows(file: Path, field: str) -> tuple[list[str], list[tuple[int, dict[
 
 
 def _detect(header: list[str], file: Path, field: str) -> str:
-    for name, columns in COLUMNS.items():
-        if all(column in header for column in columns):
-            return name
-    wanted = "; ".join(f"{name}: {', '.join(columns)}" for name, columns in COLUMNS.items())
-    raise LayerwiseError(f"{field}.format", f"{file.name} has columns {', '.join(header) or 'none'}, "
-                         f"which match no trace format ({wanted})")
+    """The format whose columns the header has most of (a partial match is reported as its
+    missing column by the caller); none at all is an error."""
+    matches = {name: sum(column in header for column in columns) for name, columns in COLUMNS.items()}
+    best = max(matches, key=lambda name: matches[name])
+    if matches[best] == 0:
+        wanted = "; ".join(f"{name}: {', '.join(columns)}" for name, columns in COLUMNS.items())
+        raise LayerwiseError(f"{field}.format", f"{file.name} has columns {', '.join(header) or 'none'}, "
+                             f"which match no trace format ({wanted})")
+    return best
 
 
 def _seconds(value: Any, where: str, field: str) -> float:
