@@ -142,10 +142,18 @@ def _check_plan_exists(raw: dict[str, Any], parts: list[str], key: str) -> None:
         )
 
 
-def load_experiment(path_or_name: str, overrides: list[str] | None = None) -> Experiment:
+def read_experiment_raw(path_or_name: str, overrides: list[str] | None = None) -> tuple[dict[str, Any], str, str]:
+    """An experiment file's mapping with the overrides applied, its folder and its default name."""
     text, origin, base_dir = _experiment_text(path_or_name)
     raw = apply_overrides(parse_yaml(text, origin), overrides or [])
-    return experiment_from_dict(raw, base_dir=base_dir, default_name=Path(origin).stem)
+    if not isinstance(raw, dict):
+        raise LayerwiseError("experiment", f"{origin}: must be a mapping of fields")
+    return raw, base_dir, Path(origin).stem
+
+
+def load_experiment(path_or_name: str, overrides: list[str] | None = None) -> Experiment:
+    raw, base_dir, name = read_experiment_raw(path_or_name, overrides)
+    return experiment_from_dict(raw, base_dir=base_dir, default_name=name)
 
 
 def experiment_from_dict(raw: dict[str, Any], base_dir: str = ".", default_name: str = "experiment") -> Experiment:
