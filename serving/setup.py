@@ -74,7 +74,7 @@ class ServingSetup:
         budget), in blocks of this stage's KV bytes per token (``serving.kv_blocks``)."""
         if not self.auto_blocks:
             return self.scheduler.num_blocks
-        model, hbm = self.experiment.model, self.experiment.cluster.gpu.hbm_bytes
+        model, hbm = self.experiment.model, self.experiment.cluster.gpu.hbm_capacity_bytes
         budget = Workload(phase="prefill", batch_size=1, prompt_len=self.scheduler.max_num_batched_tokens,
                           context_len=1, warmup_iters=0, measured_iters=1)
         blocks = []
