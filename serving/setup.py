@@ -20,8 +20,8 @@ plans: {tp1: {partitioner: tp-pp, tp: 1, pp: 1}}
 ```
 
 Every key but ``workload`` may be left out (the defaults above). The plan machinery of
-:mod:`topology.experiment` sees a *sizing* workload: one sequence at ``max_model_len_tokens`` (the
-longest request must fit; the KV block pool takes what is left). Everything here is a value; the
+:mod:`topology.experiment` sees a *sizing* workload: ``max_model_len_tokens`` of KV in all (the
+longest request must fit; the KV block pool takes what is left), as 64 short sequences. Everything here is a value; the
 KV block count needs a plan, so :meth:`ServingSetup.scheduler_for` takes one.
 """
 
@@ -52,6 +52,9 @@ DEFAULT_MAX_MODEL_LEN_TOKENS = 8192
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM 0.11's CacheConfig default
 AUTO = "auto"
 MAX_GRAPH_SIZE = 512
+# The plans' sizing workload: max_model_len tokens of KV in all, as 64 sequences (any microbatch count
+# a plan file gives up to 64 divides it); the scheduler, not the plan, decides the batches served.
+SIZING_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,8 @@ def serving_setup_from_dict(raw: dict[str, Any], base_dir: str = ".", default_na
     replicas, router = _serving(raw.get("serving"))
     slos = slo_spec_from_dict(raw["slo"]) if raw.get("slo") is not None else SloSpec()
     plans_raw = {k: copy.deepcopy(v) for k, v in raw.items() if k not in ("scheduler", "serving", "slo")}
-    plans_raw["workload"] = {"phase": "decode", "batch_size": 1, "context_len": scheduler.max_model_len_tokens,
+    plans_raw["workload"] = {"phase": "decode", "batch_size": SIZING_BATCH,
+                             "context_len": -(-scheduler.max_model_len_tokens // SIZING_BATCH),
                              "warmup_iters": 0, "measured_iters": 1, "seed": workload.seed,
                              "cuda_graphs": bool(scheduler.cuda_graph_sizes)}
     experiment = dataclasses.replace(experiment_from_dict(plans_raw, base_dir, default_name), raw=raw)
