@@ -92,7 +92,7 @@ class ServingSetup:
         """The scheduler of one replica running ``plan``; refuses a plan with no room for one block."""
         blocks = self.kv_blocks(plan)
         if blocks < 1:
-            raise LayerwiseError("scheduler.num_blocks", f"plan {plan.name!r}: no HBM left for the KV cache after "
+            raise LayerwiseError("scheduler.num_blocks", f"plan {plan.describe()}: no HBM left for the KV cache after "
                                  f"the weights and activations (at gpu_memory_utilization "
                                  f"{self.gpu_memory_utilization:g})")
         return dataclasses.replace(self.scheduler, num_blocks=blocks)

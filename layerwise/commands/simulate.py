@@ -15,9 +15,8 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
-from layerwise.commands.simulate_serving import serve
+from layerwise.commands.simulate_serving import serve, trace_path_for
 from layerwise.question.main import main_job_json, run_main_job
 from layerwise.terminal.arguments import positive_int
 from layerwise.terminal.progress import ProgressLine
@@ -46,13 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override an experiment entry by dotted path (repeatable)")
     parser.add_argument("--analytic", action="store_true", help="the closed-form twin instead of events")
     parser.add_argument("--jobs", type=positive_int, default=None, help="parallel processes for the main job")
-
-
-def trace_path_for(trace_out: str, plan_name: str, several: bool) -> str:
-    if not several:
-        return trace_out
-    path = Path(trace_out)
-    return str(path.with_name(f"{path.stem}.{plan_name}{path.suffix or '.json'}"))
 
 
 def add_profile_flags(parser: argparse.ArgumentParser) -> None:

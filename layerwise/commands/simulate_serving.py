@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from layerwise.terminal.progress import ProgressLine
@@ -24,6 +25,14 @@ from topology.atomic_io import check_output_file, write_bytes_atomic, write_text
 from topology.errors import LayerwiseError
 
 PROGRESS_STEPS = 1000
+
+
+def trace_path_for(trace_out: str, plan_name: str, several: bool) -> str:
+    """``OUT`` for one plan; ``OUT`` with the plan's name before the suffix for several."""
+    if not several:
+        return trace_out
+    path = Path(trace_out)
+    return str(path.with_name(f"{path.stem}.{plan_name}{path.suffix or '.json'}"))
 
 
 def metrics_dict(prediction: ServingPrediction) -> dict[str, Any]:
@@ -79,8 +88,6 @@ def _write_outputs(args: argparse.Namespace, setup: ServingSetup, predictions: l
         write_text_atomic(args.json_out, json.dumps(one_or_list, indent=1, sort_keys=True) + "\n")
         print(f"wrote {args.json_out}")
     if args.trace_out:
-        from layerwise.commands.simulate import trace_path_for
-
         for p in predictions:
             path = trace_path_for(args.trace_out, p.plan_name, len(predictions) > 1)
             trace = serving_trace(p.run, f"{setup.experiment.name} {p.plan_name}",
