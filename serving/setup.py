@@ -74,7 +74,7 @@ class ServingSetup:
         budget), in blocks of this stage's KV bytes per token (``serving.kv_blocks``)."""
         if not self.auto_blocks:
             return self.scheduler.num_blocks
-        model, hbm = self.experiment.model, self.experiment.cluster.gpu.hbm_bytes
+        model, hbm = self.experiment.model, self.experiment.cluster.gpu.hbm_capacity_bytes
         budget = Workload(phase="prefill", batch_size=1, prompt_len=self.scheduler.max_num_batched_tokens,
                           context_len=1, warmup_iters=0, measured_iters=1)
         blocks = []
@@ -89,7 +89,7 @@ class ServingSetup:
         """The scheduler of one replica running ``plan``; refuses a plan with no room for one block."""
         blocks = self.kv_blocks(plan)
         if blocks < 1:
-            raise LayerwiseError("scheduler.num_blocks", f"plan {plan.name!r}: no HBM left for the KV cache after "
+            raise LayerwiseError("scheduler.num_blocks", f"plan {plan.describe()}: no HBM left for the KV cache after "
                                  f"the weights and activations (at gpu_memory_utilization "
                                  f"{self.gpu_memory_utilization:g})")
         return dataclasses.replace(self.scheduler, num_blocks=blocks)
