@@ -28,7 +28,7 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import Any
 
 import torch
@@ -93,7 +93,7 @@ class DeviceBatch:
 def to_device(host: HostBatch, path: str, device: torch.device, page_tokens: int, max_pages: int) -> DeviceBatch:
     """Copy what ``path`` reads; the lists are built here, on the host (part of the host cost)."""
     contexts = host.context_tokens
-    counts = [b - a for a, b in zip(host.query_starts, host.query_starts[1:], strict=False)]
+    counts = [b - a for a, b in pairwise(host.query_starts)]
     batch = DeviceBatch(
         host=host,
         slots=_tensor(host.slots, torch.int64, device),
