@@ -19,10 +19,12 @@ from executor.serving.inputs import TokenHistory
 from executor.serving.session import ServingResult, build_weights, serve_in_process
 from executor.serving.stage import ServingWeights
 from serving.batch import DECODE, PREFILL
-from serving.replay import replay_record
+from serving.driver import run_serving
+from serving.replay import composition, replay_record
 from serving.requests import RequestStatus
 from serving.run_record import serving_record_from_dict
 from serving.setup import load_serving_setup
+from serving.sources import request_source
 from topology.errors import LayerwiseError
 from topology.experiment import build_plan
 
@@ -49,13 +51,36 @@ def test_every_request_gets_exactly_its_tokens(served: ServingResult) -> None:
         assert list(record.token_times_s) == sorted(record.token_times_s)
 
 
-def test_the_run_exercises_chunking_mixing_and_preemption(served: ServingResult) -> None:
-    plans = [it.plan for it in served.run.iterations]
+# Six requests at t = 0 (a closed loop of six users, one request each): whatever the iteration times,
+# the scheduler sees the same requests at every decision, so this run's batches are fixed: prompts of
+# 40 > the 32-token budget are chunked, prefills mix with decodes, and six requests growing to 51
+# tokens (4 blocks) in a pool of 12 blocks preempt.
+BURST = ("workload.arrivals={kind: closed_loop, users: 6}", "workload.num_requests=6",
+         "workload.prompt_tokens={kind: fixed, tokens: 40}", "workload.output_tokens={kind: fixed, tokens: 12}")
+
+
+def test_a_burst_chunks_mixes_and_preempts() -> None:
+    result = _serve(*BURST)
+    plans = [it.plan for it in result.run.iterations]
     chunked = [i for p in plans for i in p.items if i.kind == PREFILL and i.context_tokens > i.new_tokens]
     mixed = [p for p in plans if {i.kind for i in p.items} == {PREFILL, DECODE}]
     assert chunked and mixed and any(p.preempted_ids for p in plans)
+    # No request arrives after t = 0, so the batches do not depend on the iteration times at all:
+    # the driver with any time per iteration makes the same ones.
+    setup = load_serving_setup(EXPERIMENT, list(BURST))
+    driven = run_serving(request_source(setup.workload), setup.scheduler, lambda plan: 1e-3)
+    assert [composition(it.plan) for it in driven.iterations] == [composition(p) for p in plans]
     assert all(p.num_tokens <= 32 and p.num_seqs <= 6 for p in plans)  # the budget and max_num_seqs hold
-    assert all(it.kv_blocks_used <= 12 for it in served.run.iterations)
+    assert all(it.kv_blocks_used <= 12 for it in result.run.iterations)
+    assert all(len(result.generated[r.request_id]) == 12 for r in result.run.records)
+    assert replay_record(result.record).identical
+
+
+def test_poisson_prompts_longer_than_the_budget_are_chunked(served: ServingResult) -> None:
+    long_prompts = {r.request_id for r in served.run.records if r.prompt_tokens > 32}
+    continued = {i.request_id for it in served.run.iterations for i in it.plan.items
+                 if i.kind == PREFILL and i.context_tokens > i.new_tokens}
+    assert long_prompts and long_prompts <= continued  # a later chunk after a cached first one
 
 
 def test_a_replay_reproduces_every_batch(served: ServingResult) -> None:
@@ -149,3 +174,23 @@ def test_bad_serving_setups_are_one_error() -> None:
         _serve("serving={replicas: 2}")
     with pytest.raises(LayerwiseError, match=r"^plan.devices: plan .* needs 2 processes"):
         _serve(plan="tp2")
+
+
+@pytest.mark.parametrize(("extra", "line"), [
+    (["--set", "serving.replicas=2"], "serving.replicas: the executor serves one replica (one plan's devices); "
+                                      "got 2 (the simulator models replicas)"),
+    (["--fill", "prefill"], "--fill: applies to fixed-batch runs, not to a serving workload (phase: serve)"),
+    (["--set", "workload.arrivals.rate_per_s=0"], "workload.arrivals.rate_per_s: must be > 0, got 0"),
+    (["--json", "/"], "--json: '/' is a folder; give a file name"),
+    (["--plan", "nope"], "plan: no plan 'nope' (plans: tp1, tp2, pp2, tp2pp2)"),
+])
+def test_bad_input_is_one_line_before_launch(extra: list[str], line: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from layerwise.cli import main as layerwise_main
+
+    out = tmp_path / "run.json"
+    args = ["run", EXPERIMENT, "--plan", "tp2", "--json", str(out), *extra]
+    assert layerwise_main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"layerwise run: error: {line}")
+    assert not out.exists()
