@@ -89,7 +89,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tests: kill:RANK:STEP or hang:RANK:STEP")
     parser.add_argument("--serving-attention", choices=("auto", "paged-varlen", "varlen-gather", "per-request"),
                         default="auto", help="serving workloads: the attention path (default auto: the first "
-                                             "that agrees with the reference at start-up; docs/executor.md)")
+                                             "that agrees with the reference at start-up)")
 
 
 def check_output_paths(args: argparse.Namespace, rank: int, is_dump_rank: bool) -> None:
