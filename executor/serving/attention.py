@@ -87,7 +87,7 @@ class DeviceBatch:
     input_ids: torch.Tensor | None  # (R,) int64, stage 0
     block_table: torch.Tensor | None = None  # (N, pages) int32: paged-varlen
     kv_index: torch.Tensor | None = None  # (sum c_i,) int64: varlen-gather
-    cu_seq_k: torch.Tensor | None = None  # (N + 1,) int32: varlen-gather
+    cu_seq_k: torch.Tensor | None = None  # (N + 1,) int32: both varlen paths
 
 
 def to_device(host: HostBatch, path: str, device: torch.device, page_tokens: int, max_pages: int) -> DeviceBatch:
@@ -103,6 +103,8 @@ def to_device(host: HostBatch, path: str, device: torch.device, page_tokens: int
         logits_rows=_tensor(host.logits_rows, torch.int64, device),
         input_ids=None if host.input_ids is None else _tensor(host.input_ids, torch.int64, device),
     )
+    if path in (PAGED, GATHER):  # the paged kernel reads lengths from seqused_k; cu_seq_k agrees with them
+        batch.cu_seq_k = _tensor([0, *accumulate(contexts)], torch.int32, device)
     if path == PAGED:
         table = [list(pages) + [0] * (max_pages - len(pages)) for pages in host.page_lists]
         batch.block_table = _tensor(table, torch.int32, device)
@@ -111,7 +113,6 @@ def to_device(host: HostBatch, path: str, device: torch.device, page_tokens: int
         for pages, context in zip(host.page_lists, contexts, strict=True):
             index += [pages[p // page_tokens] * page_tokens + p % page_tokens for p in range(context)]
         batch.kv_index = _tensor(index, torch.int64, device)
-        batch.cu_seq_k = _tensor([0, *accumulate(contexts)], torch.int32, device)
     return batch
 
 
@@ -127,7 +128,7 @@ def attend(path: str, q: torch.Tensor, k_pages: torch.Tensor, v_pages: torch.Ten
         from torch.nn.attention.varlen import varlen_attn
 
         extra: dict[str, Any] = {"enable_gqa": q.shape[1] != k_pages.shape[2]} if api.gqa_flag else {}
-        out = varlen_attn(q, k_pages, v_pages, batch.cu_seq_q, None, batch.max_q, batch.max_k,  # type: ignore[call-arg]
+        out = varlen_attn(q, k_pages, v_pages, batch.cu_seq_q, batch.cu_seq_k, batch.max_q, batch.max_k,  # type: ignore
                           window_size=(-1, 0), seqused_k=batch.seqused_k, block_table=batch.block_table, **extra)
         return out  # type: ignore[return-value]
     if path == GATHER:
@@ -146,6 +147,9 @@ def _gather_varlen(q: torch.Tensor, k_pages: torch.Tensor, v_pages: torch.Tensor
     extra: dict[str, Any] = {"window_size": (-1, 0)} if api.causal == "window" else {"is_causal": True}
     if api.gqa_flag:
         extra["enable_gqa"] = q.shape[1] != kv_heads
+    elif q.shape[1] != kv_heads:  # a signature without enable_gqa: give every query head its own copy
+        keys = keys.repeat_interleave(q.shape[1] // kv_heads, dim=1)  # (sum c_i, H, D)
+        values = values.repeat_interleave(q.shape[1] // kv_heads, dim=1)
     return varlen_attn(q, keys, values, batch.cu_seq_q, batch.cu_seq_k, batch.max_q, batch.max_k,  # type: ignore
                        **extra)
 

@@ -11,6 +11,7 @@ executor. Graphs need the ``paged-varlen`` attention path: its shapes depend on 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 import torch
@@ -53,6 +54,7 @@ class DecodeGraphs:
             slots=torch.full((size,), scratch_page * page_tokens, dtype=torch.int64, device=device),
             cu_seq_q=torch.arange(size + 1, dtype=torch.int32, device=device),
             seqused_k=torch.ones(size, dtype=torch.int32, device=device),
+            cu_seq_k=torch.arange(size + 1, dtype=torch.int32, device=device),
             max_q=1, max_k=self.max_context_tokens,
             logits_rows=torch.arange(size, dtype=torch.int64, device=device),
             input_ids=torch.zeros(size, dtype=torch.int64, device=device) if weights.shape.first else None,
@@ -112,6 +114,8 @@ class DecodeGraphs:
         table += [[scratch_page] + [0] * (self.max_pages - 1)] * (host.rows - items)
         batch.slots.copy_(torch.tensor(host.slots, dtype=torch.int64), non_blocking=True)
         batch.seqused_k.copy_(torch.tensor(context, dtype=torch.int32), non_blocking=True)
+        assert batch.cu_seq_k is not None
+        batch.cu_seq_k.copy_(torch.tensor([0, *accumulate(context)], dtype=torch.int32), non_blocking=True)
         assert batch.block_table is not None
         batch.block_table.copy_(torch.tensor(table, dtype=torch.int32), non_blocking=True)
         if batch.input_ids is not None:

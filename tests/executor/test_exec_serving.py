@@ -6,7 +6,6 @@ batch, for each scheduler policy and for a closed loop."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -124,15 +123,6 @@ def _reference_tokens(weights: ServingWeights, prompt: list[int], count: int) ->
         out.append(int(logits.argmax()))
         ids.append(out[-1])
     return out
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Tiny CPU ops run fastest on one thread (as each torchrun rank does)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -4,6 +4,8 @@ the reference attention (bottom-right causal over scattered pages) and the path 
 from __future__ import annotations
 
 import math
+import sys
+import types
 from itertools import pairwise
 
 import pytest
@@ -15,10 +17,13 @@ from executor.serving.attention import (
     PAGED,
     PER_REQUEST,
     VarlenApi,
+    attend,
     candidates,
+    check_path,
     choose_attention,
     page_tokens_of,
     per_request_attention,
+    to_device,
 )
 from executor.serving.clock import TICKS_PER_S, RunClock
 from executor.serving.inputs import HostBatch, TokenHistory, prepare_batch, release
@@ -109,3 +114,64 @@ def test_the_clock_stamps_dyadic_increasing_seconds() -> None:
     assert all(b > a for a, b in pairwise(stamps))
     assert all(s * TICKS_PER_S == int(s * TICKS_PER_S) for s in stamps)
     assert (stamps[10] - stamps[3]) + stamps[3] == stamps[10]  # exact arithmetic
+
+
+def _emulated_varlen(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, cu_seq_q: torch.Tensor,
+                     cu_seq_k: torch.Tensor | None, max_q: int, max_k: int, *, window_size: tuple[int, int] = (-1, -1),
+                     enable_gqa: bool = False, seqused_k: torch.Tensor | None = None,
+                     block_table: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
+    """``varlen_attn`` as its documentation states it (FlashAttention's bottom-right causal mask),
+    in plain torch: what the CUDA paths are called with is checked here on a CPU."""
+    causal = is_causal or window_size == (-1, 0)
+    out = torch.zeros_like(query)
+    for i in range(cu_seq_q.numel() - 1):
+        qs, qe = int(cu_seq_q[i]), int(cu_seq_q[i + 1])
+        if block_table is not None:
+            assert seqused_k is not None
+            used = int(seqused_k[i])
+            keys = key[block_table[i].long()].reshape(-1, *key.shape[2:])[:used]
+            values = value[block_table[i].long()].reshape(-1, *value.shape[2:])[:used]
+        else:
+            assert cu_seq_k is not None
+            ks, ke = int(cu_seq_k[i]), int(cu_seq_k[i + 1])
+            keys, values = key[ks:ke], value[ks:ke]
+        new, context = qe - qs, keys.shape[0]
+        if keys.shape[1] != query.shape[1] and not enable_gqa:
+            raise ValueError("heads differ and enable_gqa is off")
+        mask = None
+        if causal:
+            mask = torch.arange(context).unsqueeze(0) <= (context - new + torch.arange(new)).unsqueeze(1)
+        attn = torch.nn.functional.scaled_dot_product_attention(
+            query[qs:qe].transpose(0, 1).unsqueeze(0), keys.transpose(0, 1).unsqueeze(0),
+            values.transpose(0, 1).unsqueeze(0), attn_mask=mask, enable_gqa=enable_gqa)
+        out[qs:qe] = attn[0].transpose(0, 1)
+    return out
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize(("path", "api"), [
+    (PAGED, VarlenApi(True, True, "window", True, "2.13")),
+    (GATHER, VarlenApi(True, False, "window", True, "window, no pages")),
+    (GATHER, VarlenApi(True, False, "is_causal", False, "an old signature: is_causal, no enable_gqa")),
+])
+def test_the_varlen_paths_pass_what_the_kernel_reads(path: str, api: VarlenApi,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = types.ModuleType("torch.nn.attention.varlen")
+    fake.varlen_attn = _emulated_varlen  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch.nn.attention.varlen", fake)
+    # the start-up check (a decode, a chunk after a prefix, a fresh prompt) agrees with the reference
+    assert check_path(path, torch.device("cpu"), torch.float32, 4, 2, 16, 16, api) == ""
+    # and so does a batch laid out by the pool, pages out of order
+    pool = PagePool(12, page_tokens_of(path, 16))
+    pool.grow(99, 3 * pool.page_tokens)  # taken and freed: the next requests get pages out of order
+    pool.grow(1, pool.page_tokens + 3)
+    pool.free(99)
+    items = (MessageItem(1, True, 1, pool.page_tokens + 4, True, 5), MessageItem(2, False, 6, 9, True, 9))
+    host = prepare_batch(PlanMessage(PLAN, 0, 0, 7, False, items), pool, None)
+    generator = torch.Generator().manual_seed(3)
+    k_pages = torch.randn((12, pool.page_tokens, 2, 16), generator=generator)
+    v_pages = torch.randn(k_pages.shape, generator=generator)
+    q = torch.randn((7, 4, 16), generator=generator)
+    batch = to_device(host, path, torch.device("cpu"), pool.page_tokens, max_pages=4)
+    torch.testing.assert_close(attend(path, q, k_pages, v_pages, batch, api),
+                               per_request_attention(q, k_pages, v_pages, host))
