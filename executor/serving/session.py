@@ -136,10 +136,29 @@ def ctrl_agree(ctrl: Any | None) -> Agree:
 
 @dataclass
 class PreparedRank:
+    """A rank ready to serve runs of one geometry (the pool and graphs depend on it alone)."""
+
     rank: RankServing
     selection: AttentionSelection
     num_pages: int
     setup_s: float
+    geometry: tuple[object, ...] = ()
+
+    def reset(self, config: SchedulerConfig) -> None:
+        """Ready for another run: no request holds KV or tokens (the pages' contents do not matter)."""
+        if geometry(config) != self.geometry:
+            raise ValueError(f"a rank prepared for {self.geometry} cannot serve {geometry(config)}")
+        rank = self.rank
+        rank.pool = PagePool(self.num_pages, rank.pool.page_tokens)
+        if rank.history is not None:
+            rank.history = TokenHistory(rank.history.seed, rank.history.vocab_size)
+        rank.graph_iterations = rank.eager_iterations = 0
+
+
+def geometry(config: SchedulerConfig) -> tuple[object, ...]:
+    """What a rank's KV pool and graphs are built for."""
+    return (config.num_blocks, config.block_size_tokens, config.max_num_seqs, config.max_model_len_tokens,
+            graph_sizes(config))
 
 
 def prepare_rank(weights: ServingWeights, config: SchedulerConfig, links: Links, clock: RunClock,
@@ -177,7 +196,7 @@ def prepare_rank(weights: ServingWeights, config: SchedulerConfig, links: Links,
         graphs.keep_only({size for size, ok in zip(sizes, captured, strict=True) if ok})
     history = TokenHistory(weights.seed, model.vocab_size) if weights.shape.first else None
     rank = RankServing(stage, PagePool(num_pages, page_tokens), max_pages, graphs, links, clock, history)
-    return PreparedRank(rank, selection, num_pages, time.perf_counter() - started)
+    return PreparedRank(rank, selection, num_pages, time.perf_counter() - started, geometry(config))
 
 
 def serve(setup: ServingSetup, plan: Plan, plan_name: str, config: SchedulerConfig, prepared: PreparedRank,
@@ -236,18 +255,30 @@ def serving_environment(rank: RankServing, prepared: PreparedRank, stats: Engine
     return env
 
 
-def serve_in_process(setup: ServingSetup, plan: Plan, plan_name: str, device: torch.device,
-                     options: ServingOptions = ServingOptions(),
-                     weights: ServingWeights | None = None) -> ServingResult:
-    """A one-device plan served in this process (no torchrun, no process group)."""
+def prepare_in_process(setup: ServingSetup, plan: Plan, device: torch.device,
+                       options: ServingOptions = ServingOptions(),
+                       weights: ServingWeights | None = None) -> PreparedRank:
+    """A one-device plan's rank, ready to serve (and to serve again: :meth:`PreparedRank.reset`)."""
     config = check_serving_plan(setup, plan, 1)
     layout = rank_layout(plan, 0)
+    weights = weights or build_weights(plan, layout, setup.workload.seed, device)
+    return prepare_rank(weights, config, Links(layout, None, None), RunClock(), options, None)
+
+
+def serve_in_process(setup: ServingSetup, plan: Plan, plan_name: str, device: torch.device,
+                     options: ServingOptions = ServingOptions(),
+                     weights: ServingWeights | None = None, prepared: PreparedRank | None = None) -> ServingResult:
+    """A one-device plan served in this process (no torchrun, no process group); ``prepared`` (from
+    :func:`prepare_in_process`, same geometry) skips building the pool and capturing graphs again."""
+    config = check_serving_plan(setup, plan, 1)
     threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(1)  # as a torchrun rank (OMP_NUM_THREADS=1): no thread hand-offs per tiny op
     try:
-        weights = weights or build_weights(plan, layout, setup.workload.seed, device)
-        prepared = prepare_rank(weights, config, Links(layout, None, None), RunClock(), options, None)
+        if prepared is None:
+            prepared = prepare_in_process(setup, plan, device, options, weights)
+        else:
+            prepared.reset(config)
         result = serve(setup, plan, plan_name, config, prepared, options, "none (one process)")
     finally:
         torch.set_num_threads(threads)
