@@ -264,9 +264,10 @@ class Engine:
         (kernels loaded, allocator primed); their KV is dropped with the first real plan."""
         begin_s = time.perf_counter()
         ids = (WARMUP_BASE_ID, WARMUP_BASE_ID + 1)
-        lengths = (prompt_tokens, max(1, prompt_tokens // 3))
-        items = tuple(MessageItem(rid, False, n, n, True, n) for rid, n in zip(ids, lengths, strict=True))
-        self._warm_step(PlanMessage(PLAN, -1, self._taken(), sum(lengths), False, items))
+        lengths = (prompt_tokens, max(1, prompt_tokens // 8))
+        for rid, n in zip(ids, lengths, strict=True):  # one prompt per iteration: never past the budget
+            item = MessageItem(rid, False, n, n, True, n)
+            self._warm_step(PlanMessage(PLAN, -1, self._taken(), n, False, (item,)))
         for step in range(3):
             decodes = tuple(MessageItem(rid, True, 1, n + step + 1, True, n) for rid, n in zip(ids, lengths,
                                                                                                 strict=True))

@@ -103,9 +103,9 @@ class DecodeGraphs:
                 del self.graphs[size]
                 self.failures.setdefault(size, "not captured on another rank")
 
-    def replay(self, host: HostBatch, x: torch.Tensor | None) -> torch.Tensor:
-        """Fill the static inputs of the graph of ``host.rows`` rows from ``host``, replay, return its
-        output (rows past the scheduled decodes are padding)."""
+    def fill(self, host: HostBatch, x: torch.Tensor | None) -> None:
+        """Copy ``host`` (and a non-first stage's received rows ``x``) into the static inputs of the
+        graph of ``host.rows`` rows."""
         entry = self.graphs[host.rows]
         batch, items = entry.batch, len(host.context_tokens)
         scratch_page = self.stage.k_pages[0].shape[0] - 1
@@ -124,5 +124,10 @@ class DecodeGraphs:
         if entry.x is not None:
             assert x is not None
             entry.x.copy_(x)
+
+    def launch(self, rows: int) -> torch.Tensor:
+        """Replay the graph of ``rows`` rows (filled by :meth:`fill`); its output (rows past the
+        scheduled decodes are padding)."""
+        entry = self.graphs[rows]
         entry.graph.replay()
         return entry.out

@@ -209,9 +209,9 @@ def serve(setup: ServingSetup, plan: Plan, plan_name: str, config: SchedulerConf
         return None
     engine = Engine(rank, config, request_source(setup.workload), rank.clock, options.heartbeat_s,
                     options.deadline_s)
-    if options.warmup:
-        engine.warm_up(max(1, min(48, config.max_model_len_tokens // 4,
-                                  config.num_blocks * config.block_size_tokens // 8)))
+    if options.warmup:  # a prefill as long as one iteration's budget allows, and a short one
+        engine.warm_up(max(2, min(config.max_num_batched_tokens, config.max_model_len_tokens - 4,
+                                  config.num_blocks * config.block_size_tokens // 4)))
     run = engine.run()
     environment = serving_environment(rank, prepared, engine.stats, backend, plan_name, setup)
     record = ServingRunRecord(source="measured", experiment=dict(setup.experiment.raw), plan=plan.to_dict(),
