@@ -81,8 +81,8 @@ class RankServing:
             batch = to_device(host, self.stage.selection.path, self.device, self.pool.page_tokens, self.max_pages)
         begin_s = time.perf_counter()  # the forward: from its first launch to the device being done
         out = self._forward(host, batch, rows_in)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        if self.device.type == "cuda":  # this stream only: a posted token receive must not be waited for
+            torch.cuda.current_stream(self.device).synchronize()
         forward_s = time.perf_counter() - begin_s
         if graph:
             self.graph_iterations += 1
