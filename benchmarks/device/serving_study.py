@@ -48,6 +48,10 @@ from topology.hardware import gpu_preset_for_device
 from topology.plan import Plan
 
 LOADS = (("low", 0.3), ("medium", 0.6), ("high", 0.9))
+# the rate ladder around saturation for the measured capacity under an SLO (issue 24): with low, medium
+# and high, the big model's short prompts run at 0.3, 0.6, 0.75, 0.9, 1.0 and 1.1 of the probe's capacity
+LADDER = (("l75", 0.75), ("l100", 1.0), ("l110", 1.1))
+SHARES = dict(LOADS + LADDER)
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ class Case:
     shape: Shape
     lengths: str  # short | long
     policy: str  # vllm | prefill-first
-    load: str  # probe | low | medium | high
+    load: str  # probe | low | medium | high | a LADDER step
 
     @property
     def name(self) -> str:
@@ -99,10 +103,11 @@ def plan_cases(shapes: tuple[Shape, ...]) -> list[Case]:
     """In priority order: the big model's short-prompt loads, the small model's, long prompts, chunking off."""
     big, small = shapes
     return [Case(big, "short", "vllm", "probe"), *(Case(big, "short", "vllm", load) for load, _ in LOADS),
-            Case(small, "short", "vllm", "probe"), Case(small, "short", "vllm", "low"),
+            Case(small, "short", "vllm", "probe"), Case(big, "short", "vllm", "l100"), Case(small, "short", "vllm", "low"),
             Case(small, "short", "vllm", "high"),
             Case(big, "long", "vllm", "probe"), Case(big, "long", "vllm", "medium"),
-            Case(big, "long", "prefill-first", "medium"), Case(big, "short", "prefill-first", "high")]
+            Case(big, "long", "prefill-first", "medium"), Case(big, "short", "prefill-first", "high"),
+            *(Case(big, "short", "vllm", load) for load, _ in LADDER if load != "l100")]
 
 
 def experiment(case: Case, cluster: str, rate_per_s: float, num_requests: int, seed: int) -> dict[str, Any]:
@@ -168,7 +173,7 @@ class Study:
         if capacity is None:
             raise RuntimeError(f"no capacity measured for {case.shape.model} with {case.lengths} prompts "
                                f"(its probe did not run)")
-        share = dict(LOADS)[case.load]
+        share = SHARES[case.load]
         rate = round(share * capacity, 6)
         requests = int(min(self.args.max_requests, max(self.args.min_requests, round(rate * self.args.case_s))))
         return rate, requests

@@ -35,7 +35,7 @@ def test_the_dry_run_writes_replayable_records(tmp_path: Path, capsys: pytest.Ca
     folder = tmp_path / "serving"
     summary = json.loads((folder / "summary.json").read_text())
     cases = summary["cases"]
-    assert len(cases) == 11 and all(entry["status"] == "ok" for entry in cases.values()), cases
+    assert len(cases) == 14 and all(entry["status"] == "ok" for entry in cases.values()), cases
     assert all(entry["replay_identical"] for entry in cases.values())
     assert summary["host_cost"]["serving_iteration_host_s"] > 0
     assert set(summary["capacity_requests_per_s"]) == {"tiny-test/short", "tiny-test/long", "tiny-mha/short"}
@@ -50,7 +50,7 @@ def test_the_dry_run_writes_replayable_records(tmp_path: Path, capsys: pytest.Ca
         assert replay_record(record).identical
     table = capsys.readouterr().out.strip().splitlines()
     assert table[0].startswith("case ") and table[-1].startswith("host cost per iteration: ")
-    assert sum("identical" in line for line in table) == 11
+    assert sum("identical" in line for line in table) == 14
 
 
 def test_no_case_starts_past_the_wall_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
