@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("layerwise.commands.run", "run an experiment's plan for real under torchrun"),
     "calibrate": ("layerwise.commands.calibrate", "measure this node's GPUs and write a hardware profile"),
     "validate": ("layerwise.commands.validate", "fit the simulator to measured runs and write the report"),
+    "validate-serving": ("layerwise.commands.validate_serving",
+                         "measured serving runs against the simulator: latency percentiles and capacity"),
     "import": ("layerwise.commands.import_runs", "turn another executor's measured runs into an imported-runs file"),
 }
 DEFAULT_COMMAND = "simulate"

@@ -85,6 +85,11 @@ class SimParams:
     prefill_attention_time_scale: float
     prefill_elementwise_time_scale: float  # norms, activations, residual adds
     serving_iteration_host_s: float  # a serving engine's host time per iteration (outside the device)
+    # A serving iteration without a CUDA graph (eager) also pays host time per layer on every stage, in
+    # series with its kernels (launches, per-request indexing and gathers): 0 for an engine whose host
+    # work hides under the device. Fitted on measured serving runs (layerwise validate-serving).
+    serving_layer_host_s: float = 0.0  # per layer
+    serving_seq_layer_host_s: float = 0.0  # per layer and per sequence in the iteration
 
     def __post_init__(self) -> None:
         for f in fields(self):

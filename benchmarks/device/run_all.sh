@@ -66,8 +66,9 @@ elif [ "$part" = 4 ]; then
   tar -C "$work" -czf "$OUT/study-$tag.tar.gz" study
 elif [ "$part" = 5 ]; then
   step "serving study: host cost per iteration, then the serving runs (records in $OUT/serving/)"
-  timeout 400 python3 benchmarks/device/serving_study.py --out "$OUT" --wall-s "${SERVING_WALL_S:-330}" \
+  timeout 500 python3 benchmarks/device/serving_study.py --out "$work" --wall-s "${SERVING_WALL_S:-330}" \
     || echo "serving study rc=$?"
+  tar -C "$work" -czf "$OUT/serving-$tag.tar.gz" serving  # one file: the device tool brings back only a few
 elif [ "$part" = 3 ]; then
   mkdir -p "$work/hardware" "$work/confirm"
   step "executor suite: decode entries with CUDA graphs (a later lease)"

@@ -12,8 +12,10 @@ An iteration mixes prefill chunks and decodes (``serving.batch.IterationPlan``).
 
 Between stages the activations of the T tokens cross each boundary
 (:func:`sim.costs.transfers.boundary_transfers`). Once per iteration the host schedules, prepares inputs
-and samples: ``SimParams.serving_iteration_host_s``. The total is what ``serving.driver`` takes as the
-iteration's duration (a pipeline spends 1/depth of it in each stage).
+and samples: ``SimParams.serving_iteration_host_s``; an eager iteration (no graph) also pays, on every
+stage, host time per layer in series with its kernels: ``serving_layer_host_s`` plus
+``serving_seq_layer_host_s`` per sequence (0 for an engine whose host work hides under the device).
+The total is what ``serving.driver`` takes as the iteration's duration (a pipeline spends 1/depth of it in each stage).
 
 Contexts are rounded up to ``CONTEXT_STEP_TOKENS`` for the memo (a KV block's worth: the attention time
 of a context differs from that of the next multiple of 16 by at most 16 tokens' KV read).
@@ -86,6 +88,9 @@ class IterationPricer:
         tokens = iteration.padded_tokens if graphs else iteration.num_tokens
         decodes = [item.context_tokens for item in iteration.items if item.kind == DECODE]
         chunks = [(item.new_tokens, item.context_tokens) for item in iteration.items if item.kind != DECODE]
+        params = self.eager_cost.params
+        layer_host_s = 0.0 if graphs else (
+            params.serving_layer_host_s + params.serving_seq_layer_host_s * len(iteration.items))
         stages = []
         for stage in self.plan.stages:
             dense_s, base_attention_s = self._dense_s(stage.index, tokens, graphs)
@@ -97,7 +102,7 @@ class IterationPricer:
             for index, group in enumerate(groups):
                 time_s, launch_s = self._attention_s(stage.index, graphs, group)
                 attention_s += time_s if index == 0 else time_s - launch_s  # one varlen call per layer
-            stages.append(dense_s + stage.num_layers * (attention_s - base_attention_s))
+            stages.append(dense_s + stage.num_layers * (attention_s - base_attention_s + layer_host_s))
         host_s = self.graph_cost.params.serving_iteration_host_s
         return IterationTime(host_s=host_s, stages_s=tuple(stages), transfers_s=self._transfers_s(tokens, graphs))
 
