@@ -183,7 +183,7 @@ def request_source(workload: ServingWorkload) -> RequestSource:
     if isinstance(workload.arrivals, ClosedLoopArrivals):
         _, prompt_rng, output_rng = _generators(workload.seed)
         return ClosedLoopSource(workload, _Lengths(workload, prompt_rng, output_rng))
-    return OpenLoopSource(open_loop_requests(workload))
+    return open_loop_columns(workload)
 
 
 def _generators(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:

@@ -37,6 +37,8 @@ from serving.sources import OpenLoopColumns, RequestSource
 from topology.errors import LayerwiseError
 
 ShapeTime = Callable[[IterationShape], float]
+Progress = Callable[[float, int], None]  # (the time an iteration starts, iterations started so far)
+PROGRESS_EVERY = 2048  # iterations between progress calls
 _COMPLETE, _ARRIVE, _STAGE_FREE = 0, 1, 2  # order of events at one instant (serving.driver)
 _CHUNK = 1 << 16  # arrivals read from columns this many at a time
 
@@ -44,8 +46,13 @@ _CHUNK = 1 << 16  # arrivals read from columns this many at a time
 class Recorder(Protocol):
     """Where a fast run's outcome goes (``serving/fast/recorders.py``)."""
 
-    gaps: GapSink | None
-    trace: bool
+    @property
+    def gaps(self) -> GapSink | None:
+        """Where the replicas count inter-token gaps (None: not counted)."""
+
+    @property
+    def trace(self) -> bool:
+        """Whether the replicas build every iteration's plan."""
 
     def finished(self, request: LiveRequest, finish_s: float, replica: int) -> None: ...
 
@@ -101,8 +108,10 @@ class FastRun:
     """The state of one fast run (see the module docstring)."""
 
     def __init__(self, source: RequestSource, config: SchedulerConfig, shape_time_s: ShapeTime, depth: int,
-                 replicas: int, router: str, recorder: Recorder) -> None:
+                 replicas: int, router: str, recorder: Recorder, progress: Progress | None = None) -> None:
         self.source = source
+        self.progress = progress
+        self.started = 0
         self.shape_time_s = shape_time_s
         self.depth = positive_int("pipeline_depth", depth)
         count = positive_int("replicas", replicas)
@@ -170,6 +179,9 @@ class FastRun:
             slot.in_flight += 1
             heapq.heappush(self.events, (end_s, _COMPLETE, next(self.order), (index, launched)))
             self.recorder.iteration(replica, launched, now_s, end_s, float(duration_s))
+            self.started += 1
+            if self.progress is not None and self.started % PROGRESS_EVERY == 0:
+                self.progress(now_s, self.started)
         first_free_s = slot.stage_free_s[0]
         if slot.in_flight < self.depth and first_free_s > now_s and slot.wake_s != first_free_s:
             slot.wake_s = first_free_s

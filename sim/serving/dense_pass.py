@@ -122,7 +122,7 @@ class DensePass:
         if self.cost.cuda_graphs:
             return sum(o.time_s for o in priced)
         host_launch_s = self.cost.launch_overhead_s
-        total = 0
+        total = 0.0
         gpu_end_s = 0.0
         issued = 0
         for op in priced:  # overlap_eager_launches, summed as Segment.duration_s sums its kernels
