@@ -70,6 +70,10 @@ class SchedulerConfig:
         if not isinstance(self.reserve_full_prompt, bool):
             raise LayerwiseError(f"{FIELD}.reserve_full_prompt",
                                  f"must be true or false, got {self.reserve_full_prompt!r}")
+        if self.max_num_batched_tokens < self.block_size_tokens:
+            raise LayerwiseError(f"{FIELD}.max_num_batched_tokens",
+                                 f"{self.max_num_batched_tokens} is smaller than one KV block "
+                                 f"({self.block_size_tokens} tokens)")
         if self.policy != "vllm" and self.max_num_batched_tokens < self.max_model_len_tokens:
             raise LayerwiseError(
                 f"{FIELD}.max_num_batched_tokens",

@@ -20,8 +20,8 @@ plans: {tp1: {partitioner: tp-pp, tp: 1, pp: 1}}
 ```
 
 Every key but ``workload`` may be left out (the defaults above). The plan machinery of
-:mod:`topology.experiment` sees a *sizing* workload: one sequence at ``max_model_len_tokens`` (the
-longest request must fit; the KV block pool takes what is left). Everything here is a value; the
+:mod:`topology.experiment` sees a *sizing* workload: ``max_model_len_tokens`` of KV in all (the
+longest request must fit; the KV block pool takes what is left), as 64 short sequences. Everything here is a value; the
 KV block count needs a plan, so :meth:`ServingSetup.scheduler_for` takes one.
 """
 
@@ -39,19 +39,22 @@ from serving.scheduler_config import SchedulerConfig, scheduler_config_from_dict
 from serving.slo import SloSpec, slo_spec_from_dict
 from serving.workload import ServingWorkload, serving_workload_from_dict
 from topology.errors import LayerwiseError
-from topology.experiment import Experiment, experiment_from_dict, read_experiment_raw
+from topology.experiment import SERVE_PHASE, Experiment, experiment_from_dict, is_serving_raw, read_experiment_raw
 from topology.footprint import activation_peak_bytes
 from topology.layer_graph import layer_kv_bytes_per_device
 from topology.plan import Plan
 from topology.workload import Workload
 
-SERVE = "serve"
+SERVE = SERVE_PHASE
 DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192  # vLLM's API-server default on large GPUs
 DEFAULT_MAX_NUM_SEQS = 256
 DEFAULT_MAX_MODEL_LEN_TOKENS = 8192
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM 0.11's CacheConfig default
 AUTO = "auto"
 MAX_GRAPH_SIZE = 512
+# The plans' sizing workload: max_model_len tokens of KV in all, as 64 sequences (any microbatch count
+# a plan file gives up to 64 divides it); the scheduler, not the plan, decides the batches served.
+SIZING_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -89,15 +92,11 @@ class ServingSetup:
         """The scheduler of one replica running ``plan``; refuses a plan with no room for one block."""
         blocks = self.kv_blocks(plan)
         if blocks < 1:
-            raise LayerwiseError("scheduler.num_blocks", f"plan {plan.name!r}: no HBM left for the KV cache after "
+            raise LayerwiseError("scheduler.num_blocks", f"plan {plan.describe()}: no HBM left for the KV cache after "
                                  f"the weights and activations (at gpu_memory_utilization "
                                  f"{self.gpu_memory_utilization:g})")
         return dataclasses.replace(self.scheduler, num_blocks=blocks)
 
-
-def is_serving(raw: dict[str, Any]) -> bool:
-    workload = raw.get("workload")
-    return isinstance(workload, dict) and workload.get("phase") == SERVE
 
 
 def default_graph_sizes(max_num_seqs: int, max_num_batched_tokens: int) -> tuple[int, ...]:
@@ -155,7 +154,8 @@ def serving_setup_from_dict(raw: dict[str, Any], base_dir: str = ".", default_na
     replicas, router = _serving(raw.get("serving"))
     slos = slo_spec_from_dict(raw["slo"]) if raw.get("slo") is not None else SloSpec()
     plans_raw = {k: copy.deepcopy(v) for k, v in raw.items() if k not in ("scheduler", "serving", "slo")}
-    plans_raw["workload"] = {"phase": "decode", "batch_size": 1, "context_len": scheduler.max_model_len_tokens,
+    plans_raw["workload"] = {"phase": "decode", "batch_size": SIZING_BATCH,
+                             "context_len": -(-scheduler.max_model_len_tokens // SIZING_BATCH),
                              "warmup_iters": 0, "measured_iters": 1, "seed": workload.seed,
                              "cuda_graphs": bool(scheduler.cuda_graph_sizes)}
     experiment = dataclasses.replace(experiment_from_dict(plans_raw, base_dir, default_name), raw=raw)
@@ -165,12 +165,12 @@ def serving_setup_from_dict(raw: dict[str, Any], base_dir: str = ".", default_na
 
 def load_serving_setup(path_or_name: str, overrides: list[str] | None = None) -> ServingSetup:
     raw, base_dir, name = read_experiment_raw(path_or_name, overrides)
-    if not is_serving(raw):
+    if not is_serving_raw(raw):
         raise LayerwiseError("workload.phase", f"{path_or_name}: not a serving workload (phase: {SERVE} expected)")
     return serving_setup_from_dict(raw, base_dir, name)
 
 
 def experiment_is_serving(path_or_name: str, overrides: list[str] | None = None) -> bool:
     raw, _, _ = read_experiment_raw(path_or_name, overrides)
-    return is_serving(raw)
+    return is_serving_raw(raw)
 

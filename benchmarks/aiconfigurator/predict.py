@@ -172,7 +172,8 @@ def collected_kv_heads(system: str, backend: str, version: str, phase: str) -> d
     import pandas as pd
 
     fname = "generation_attention_perf.parquet" if phase == "decode" else "context_attention_perf.parquet"
-    path = Path(aiconfigurator_core.__file__).parent / "systems" / "data" / system / "attention" / backend / version / fname
+    root = Path(aiconfigurator_core.__file__).parent / "systems" / "data" / system
+    path = root / "attention" / backend / version / fname
     df = pd.read_parquet(path, columns=["num_heads", "num_key_value_heads", "head_dim", "kv_cache_dtype"])
     df = df[(df.kv_cache_dtype == "bfloat16") & (df.num_heads != df.num_key_value_heads)]
     out: dict[int, list[int]] = {}
@@ -209,7 +210,7 @@ def util_transfer(orig_sol: dict, proxy: dict, proxy_sol: dict) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("shapes", help="input JSON list of shapes")
     ap.add_argument("out", help="output JSON path")
@@ -227,88 +228,98 @@ def main(argv: list[str] | None = None) -> int:
                     help="where the per-shape HF config.json folders are written (default: a temporary "
                          "directory removed at exit)")
     ap.add_argument("-v", "--verbose", action="store_true", help="keep AIConfigurator's log output")
-    args = ap.parse_args(argv)
+    return ap
 
-    if not args.verbose:
-        logging.disable(logging.WARNING)
-    import warnings
-    warnings.filterwarnings("ignore")
 
-    t0 = time.perf_counter()
-    import importlib.metadata as md
-    shapes = json.loads(Path(args.shapes).read_text())
-    tmp = None
-    if args.cache_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="aic_predict_")
-    cache_root = Path(args.cache_dir or tmp.name)
-    modes = ["SILICON", "HYBRID"] if args.database_mode == "auto" else [args.database_mode.upper()]
-    predictors: dict[str, Predictor] = {}
+class ShapeRunner:
+    """One database per mode, loaded once; a shape tried mode by mode, then through a KV-head proxy."""
 
-    def predictor(mode: str) -> Predictor:
-        if mode not in predictors:
-            predictors[mode] = Predictor(args.system, args.backend, args.backend_version, mode)
-        return predictors[mode]
+    def __init__(self, args: argparse.Namespace, cache_root: Path) -> None:
+        self.args, self.cache_root = args, cache_root
+        self.modes = ["SILICON", "HYBRID"] if args.database_mode == "auto" else [args.database_mode.upper()]
+        self.predictors: dict[str, Predictor] = {}
+        self.kv_tables: dict[str, dict] = {}
+        self.version = self.predictor(self.modes[0]).version
 
-    def run_modes(shape: dict) -> tuple[dict | None, list[str]]:
+    def predictor(self, mode: str) -> Predictor:
+        if mode not in self.predictors:
+            self.predictors[mode] = Predictor(self.args.system, self.args.backend, self.args.backend_version, mode)
+        return self.predictors[mode]
+
+    def run_modes(self, shape: dict) -> tuple[dict | None, list[str]]:
         errors = []
-        path = _model_dir(shape, cache_root)
-        for mode in modes:
+        path = _model_dir(shape, self.cache_root)
+        for mode in self.modes:
             try:
-                rec = predictor(mode).predict(shape, path)
+                rec = self.predictor(mode).predict(shape, path)
                 rec["database_mode"] = mode
                 return rec, errors
-            except Exception as exc:  # noqa: BLE001 - report and try the next mode
+            except Exception as exc:  # report and try the next mode
                 errors.append(f"{mode}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
         return None, errors
 
-    predictor(modes[0])
-    version = predictor(modes[0]).version
-    t_load = time.perf_counter() - t0
-    kv_tables: dict[str, dict] = {}
-    results = []
-    for shape in shapes:
+    def _proxy(self, shape: dict, sol: dict, errors: list[str]) -> dict | None:
+        phase = shape["phase"]
+        if phase not in self.kv_tables:
+            self.kv_tables[phase] = collected_kv_heads(self.args.system, self.args.backend, self.version, phase)
+        proxy = kv_proxy_shape(shape, self.kv_tables[phase])
+        if proxy is None:
+            return None
+        ppred, perr = self.run_modes(proxy)
+        errors += [f"proxy {e}" for e in perr]
+        if ppred is None:
+            return None
+        psol = self.predictor("SOL").predict(proxy, _model_dir(proxy, self.cache_root))
+        per_op = util_transfer(sol["per_op_s"], ppred["per_op_s"], psol["per_op_s"])
+        layers = {k: v for k, v in per_op.items() if not ("_" + k).endswith(NON_LAYER_SUFFIXES)}
+        return dict(ppred, per_op_s=per_op, step_s=sum(layers.values()), step_s_with_embed_lm_head=sum(per_op.values()),
+                    database_mode=f"{ppred['database_mode']}+kv_proxy",
+                    kv_proxy={"num_heads": proxy["num_heads"], "num_kv_heads": proxy["num_kv_heads"]})
+
+    def one(self, shape: dict) -> dict:
         t1 = time.perf_counter()
         rec = {"name": shape.get("name"), "shape": shape}
-        pred, errors = run_modes(shape)
+        pred, errors = self.run_modes(shape)
         sol = None
-        if not args.no_sol or (pred is None and not args.no_kv_proxy):
-            sol = predictor("SOL").predict(shape, _model_dir(shape, cache_root))
-        if pred is None and not args.no_kv_proxy:
-            phase = shape["phase"]
-            if phase not in kv_tables:
-                kv_tables[phase] = collected_kv_heads(args.system, args.backend, version, phase)
-            proxy = kv_proxy_shape(shape, kv_tables[phase])
-            if proxy is not None:
-                ppred, perr = run_modes(proxy)
-                errors += [f"proxy {e}" for e in perr]
-                if ppred is not None:
-                    psol = predictor("SOL").predict(proxy, _model_dir(proxy, cache_root))
-                    per_op = util_transfer(sol["per_op_s"], ppred["per_op_s"], psol["per_op_s"])
-                    layers = {k: v for k, v in per_op.items() if not ("_" + k).endswith(NON_LAYER_SUFFIXES)}
-                    pred = dict(ppred, per_op_s=per_op, step_s=sum(layers.values()),
-                                step_s_with_embed_lm_head=sum(per_op.values()),
-                                database_mode=f"{ppred['database_mode']}+kv_proxy",
-                                kv_proxy={"num_heads": proxy["num_heads"], "num_kv_heads": proxy["num_kv_heads"]})
+        if not self.args.no_sol or (pred is None and not self.args.no_kv_proxy):
+            sol = self.predictor("SOL").predict(shape, _model_dir(shape, self.cache_root))
+        if pred is None and not self.args.no_kv_proxy and sol is not None:
+            pred = self._proxy(shape, sol, errors)
         if pred is not None:
             rec.update(pred)
-        if sol is not None and not args.no_sol:
+        if sol is not None and not self.args.no_sol:
             rec["sol_step_s"] = sol["step_s"]
             rec["sol_per_op_s"] = sol["per_op_s"]
         if errors:
             rec["errors"] = errors
         rec["runtime_s"] = time.perf_counter() - t1
-        results.append(rec)
         if "step_s" in rec:
             print(f"{rec['name']}: {rec['step_s'] * 1e3:.4f} ms layers "
                   f"({rec['step_s_with_embed_lm_head'] * 1e3:.4f} ms with embed+LM head) "
                   f"[{rec['database_mode']}, {rec['runtime_s']:.3f} s]", file=sys.stderr)
         else:
             print(f"{rec['name']}: FAILED {errors}", file=sys.stderr)
+        return rec
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not args.verbose:
+        logging.disable(logging.WARNING)
+    import warnings
+    warnings.filterwarnings("ignore")
+    import importlib.metadata as md
+
+    t0 = time.perf_counter()
+    shapes = json.loads(Path(args.shapes).read_text())
+    with tempfile.TemporaryDirectory(prefix="aic_predict_") as tmp:
+        runner = ShapeRunner(args, Path(args.cache_dir or tmp))
+        t_load = time.perf_counter() - t0
+        results = [runner.one(shape) for shape in shapes]
     out = {
         "meta": {
             "tool": "aiconfigurator", "aiconfigurator_core_version": md.version("aiconfigurator-core"),
-            "system": args.system, "backend": args.backend, "backend_version": version,
+            "system": args.system, "backend": args.backend, "backend_version": runner.version,
             "database_mode_requested": args.database_mode, "tp_size": 1, "dtype": "bfloat16",
             "units": "seconds", "load_s": t_load, "total_s": time.perf_counter() - t0,
             "decode_convention": "context_len C -> static_gen isl=C-1, osl=2 (one step, attention over C tokens)",
@@ -318,8 +329,6 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     Path(args.out).write_text(json.dumps(out, indent=1))
-    if tmp is not None:
-        tmp.cleanup()
     return 0 if all("step_s" in r for r in results) else 1
 
 

@@ -141,7 +141,8 @@ def test_pipeline_depth_two_keeps_two_iterations_in_flight() -> None:
     # t=1.65  B tok 1. B decodes: stage 1 [1.65, 2.155], stage 2 [2.155, 2.66].
     # t=2.155 A tok 2 (done); t=2.66 B tok 2 (done).
     specs = requests((0.0, 10, 2), (0.0, 10, 2))
-    run = serve(specs, config(max_num_batched_tokens=10, max_model_len_tokens=64), pipeline_depth=2)
+    run = serve(specs, config(max_num_batched_tokens=10, block_size_tokens=8, max_model_len_tokens=64),
+                pipeline_depth=2)
     assert token_times_ms(run) == {0: [1.1, 2.155], 1: [1.65, 2.66]}
     assert [_ms(it.start_s) for it in run.iterations] == pytest.approx([0.0, 0.55, 1.1, 1.65], rel=1e-12)
     assert [_ms(it.end_s) for it in run.iterations] == pytest.approx([1.1, 1.65, 2.155, 2.66], rel=1e-12)

@@ -14,7 +14,7 @@ from topology.errors import LayerwiseError
 
 
 def test_schedule_leaves_out_requests_of_outstanding_plans() -> None:
-    scheduler = Scheduler(config(max_num_batched_tokens=10, max_model_len_tokens=64))
+    scheduler = Scheduler(config(max_num_batched_tokens=10, block_size_tokens=8, max_model_len_tokens=64))
     for spec in requests((0.0, 10, 2), (0.0, 10, 2), (0.0, 10, 2)):
         assert scheduler.add_request(spec) is None
     first = scheduler.schedule(0.0)
@@ -32,7 +32,8 @@ def test_schedule_leaves_out_requests_of_outstanding_plans() -> None:
 
 
 def test_max_num_seqs_counts_requests_of_every_outstanding_plan() -> None:
-    scheduler = Scheduler(config(max_num_seqs=2, max_num_batched_tokens=10, max_model_len_tokens=64))
+    scheduler = Scheduler(config(max_num_seqs=2, max_num_batched_tokens=10, block_size_tokens=8,
+                                 max_model_len_tokens=64))
     for spec in requests((0.0, 10, 2), (0.0, 10, 2), (0.0, 10, 2)):
         scheduler.add_request(spec)
     assert scheduler.schedule(0.0) is not None and scheduler.schedule(0.0) is not None

@@ -24,10 +24,12 @@ from serving.sources import OpenLoopSource
 def scheduler_configs(draw: Any) -> SchedulerConfig:
     policy = draw(st.sampled_from(POLICIES))
     max_model_len = draw(st.integers(8, 120))
-    budget = draw(st.integers(1, 160)) if policy == "vllm" else draw(st.integers(max_model_len, 200))
+    block = draw(st.sampled_from([1, 4, 16]))
+    low = max(block, max_model_len) if policy != "vllm" else block  # a budget holds at least one block
+    budget = draw(st.integers(low, max(low, 160 if policy == "vllm" else 200)))
     sizes = draw(st.sampled_from([(), (1, 2, 4), (2, 8)]))
     return SchedulerConfig(policy=policy, max_num_batched_tokens=budget, max_num_seqs=draw(st.integers(1, 6)),
-                           block_size_tokens=draw(st.sampled_from([1, 4, 16])), num_blocks=draw(st.integers(1, 40)),
+                           block_size_tokens=block, num_blocks=draw(st.integers(1, 40)),
                            max_model_len_tokens=max_model_len, cuda_graph_sizes=sizes,
                            reserve_full_prompt=draw(st.booleans()))
 
