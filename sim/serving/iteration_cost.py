@@ -21,8 +21,8 @@ of a context differs from that of the next multiple of 16 by at most 16 tokens' 
 An iteration is priced by its shape (``serving.shape.IterationShape``: tokens, the decodes' count and
 context sum, the prefill chunks), so the fast driver (``serving.fast``) and a plan-by-plan run price it
 alike. The stage pass at ``T`` tokens is worked out by :class:`sim.serving.dense_pass.DensePass` (bit for
-bit ``stage_pass``'s), once per ``T``; with ``token_grid`` (what :func:`sim.serving.run.simulate_serving`
-uses) the eager passes of mixed iterations, thousands of distinct ``T`` in a long run, come from the
+bit ``stage_pass``'s), once per ``T``; with ``token_grid`` (an option of :func:`sim.serving.run.simulate_serving`)
+the eager passes of mixed iterations, thousands of distinct ``T`` in a long run, come from the
 token grid of :mod:`sim.serving.token_grid`: exact at its nodes, within 1e-4 (relative) between.
 """
 

@@ -2,12 +2,19 @@
 :mod:`serving.scheduler` on every replica, iterations priced by :class:`IterationPricer`, the event
 driver (a pipeline keeps as many iterations in flight as it has stages).
 
-The run is :mod:`serving.fast`'s: the reference driver's run exactly, at a cost per iteration that
-does not grow with the requests decoding. ``detail`` says what it keeps: ``trace`` every iteration's
-plan (the run record of ``serving.run_record`` in full), ``records`` every request's timestamps and the
-iterations as columns, ``summary`` no per-token time at all (``serving.fast.summary``: a million
-requests in bounded memory). Pricing uses the token grid of :mod:`sim.serving.token_grid` unless
-``exact_pricing``.
+The run is :mod:`serving.fast`'s (``driver="fast"``): the reference driver's run exactly (every
+request's timestamps, every iteration, every state sample; ``tests/sim/test_serving_fast_sim.py``
+compares the two), at a cost per iteration that does not grow with the requests decoding. The fast
+driver covers everything a serving setup can say (each policy, router, source and pipeline depth);
+what it cannot take is an iteration time given per stage (a measured run's, ``serving.replay``), which
+the simulator's pricer never gives, so there is nothing here to fall back from. ``driver="reference"``
+runs :func:`serving.driver.run_serving` itself (the definition the fast path is tested against).
+
+``detail`` says what the fast run keeps: ``trace`` every iteration's plan (the run record of
+``serving.run_record`` in full), ``records`` every request's timestamps and the iterations as columns
+(the reference keeps ``trace`` only). For runs too large to keep token times,
+``serving.fast.run.summarize_serving`` keeps a summary. Every stage pass is priced exactly unless
+``token_grid`` (:mod:`sim.serving.token_grid`: within 1e-4, relative, of exact).
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from serving.driver import ServingRun
+from serving.batch import IterationPlan
+from serving.driver import ServingRun, run_serving
 from serving.fast.run import run_serving_fast
 from serving.fields import one_of
 from serving.latency import ServingMetrics, serving_metrics
@@ -27,10 +35,13 @@ from sim.costs.build import build_cost_model
 from sim.costs.residency import plan_counts_sram
 from sim.inputs import Basis
 from sim.serving.iteration_cost import IterationPricer
+from topology.errors import LayerwiseError
 from topology.plan import Plan
 
 Progress = Callable[[float, str], None]  # (fraction of the arrivals' time span reached, a short note)
 DETAILS = ("trace", "records")
+DRIVERS = ("fast", "reference")
+PROGRESS_EVERY = 2048  # iterations between progress calls of the reference driver
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,23 @@ def _progress(horizon_s: float, progress: Progress | None) -> Callable[[float, i
     return report
 
 
+def _reference_time(pricer: IterationPricer, report: Callable[[float, int], None] | None
+                    ) -> Callable[[IterationPlan], float]:
+    """The pricer on plans, reporting progress every ``PROGRESS_EVERY`` iterations (as the fast driver does)."""
+    if report is None:
+        return pricer
+    count = 0
+
+    def timed(plan: IterationPlan) -> float:
+        nonlocal count
+        count += 1
+        if count % PROGRESS_EVERY == 0:
+            report(plan.scheduled_s, count)
+        return pricer(plan)
+
+    return timed
+
+
 def arrivals_horizon_s(setup: ServingSetup) -> float:
     """The last arrival of an open-loop workload (0 for a closed loop: its span is not known ahead)."""
     source = request_source(setup.workload)
@@ -76,16 +104,23 @@ def arrivals_horizon_s(setup: ServingSetup) -> float:
 
 
 def simulate_serving(setup: ServingSetup, basis: Basis, plan_name: str, plan: Plan,
-                     progress: Progress | None = None, *, detail: str = "trace",
-                     exact_pricing: bool = False) -> ServingPrediction:
-    """Serve the setup's requests on ``setup.replicas`` copies of ``plan`` and measure them."""
+                     progress: Progress | None = None, *, detail: str = "trace", driver: str = "fast",
+                     token_grid: bool = False) -> ServingPrediction:
+    """Serve the setup's requests on ``setup.replicas`` copies of ``plan`` and measure them (module docstring)."""
     one_of("detail", detail, DETAILS)
+    one_of("driver", driver, DRIVERS)
+    if driver == "reference" and detail != "trace":
+        raise LayerwiseError("detail", f"the reference driver keeps every iteration's plan (trace), not {detail!r}")
     scheduler = setup.scheduler_for(plan)
-    pricer = iteration_pricer(basis, plan, token_grid=not exact_pricing)
-    horizon_s = arrivals_horizon_s(setup)
-    run = run_serving_fast(request_source(setup.workload), scheduler, pricer.shape_time_s,
-                           pipeline_depth=plan.num_stages, replicas=setup.replicas, router=setup.router, detail=detail,
-                           progress=_progress(horizon_s, progress))
+    pricer = iteration_pricer(basis, plan, token_grid=token_grid)
+    report = _progress(arrivals_horizon_s(setup), progress)
+    source = request_source(setup.workload)
+    if driver == "fast":
+        run = run_serving_fast(source, scheduler, pricer.shape_time_s, pipeline_depth=plan.num_stages,
+                               replicas=setup.replicas, router=setup.router, detail=detail, progress=report)
+    else:
+        run = run_serving(source, scheduler, _reference_time(pricer, report), pipeline_depth=plan.num_stages,
+                          replicas=setup.replicas, router=setup.router)
     record = ServingRunRecord(source="simulated", experiment=setup.experiment.raw, plan=plan.to_dict(),
                               scheduler=scheduler, run=run, router=setup.router,
                               environment={"profile": basis.profile_label})
