@@ -6,6 +6,10 @@ exact pass at every token count of a range (brute force)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +20,8 @@ from sim.serving.run import iteration_pricer, simulate_serving
 from sim.serving.token_grid import DEFAULT_TOLERANCE, grid_cell
 from topology.errors import LayerwiseError
 from topology.experiment import build_plan
+
+REPO = Path(__file__).resolve().parents[2]
 
 RAW: dict[str, Any] = {
     "name": "small-serve-fast",
@@ -88,3 +94,20 @@ def test_the_token_grid_is_within_twice_its_tolerance_of_the_exact_pass(plan_nam
             worst = max(worst, *(abs(g - w) / w for g, w in zip(got, want, strict=True)))
     assert nodes > 0
     assert worst <= 2 * DEFAULT_TOLERANCE
+
+
+def test_the_cli_table_is_the_same_whether_or_not_every_plan_is_kept(tmp_path: Path) -> None:
+    """Without --json or --trace the command keeps the iterations as columns, not plans: the same table."""
+    experiment = tmp_path / "serve.yaml"
+    experiment.write_text(json.dumps(RAW))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def table(*args: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-m", "layerwise", "simulate", str(experiment), "--plan", "pp2",
+                               "--set", "workload.num_requests=60", *args], capture_output=True, text=True,
+                              timeout=300, cwd=tmp_path, env=env, check=True)
+        return [line for line in done.stdout.splitlines() if not line.startswith("wrote ")]
+
+    plain = table()
+    assert any("TTFT" in line for line in plain)
+    assert plain == table("--json", "run.json")
