@@ -25,6 +25,7 @@ from typing import Any
 
 from serving.batch import IterationPlan
 from serving.fields import positive_int
+from serving.iteration_log import IterationLog
 from serving.occupancy import StateSample
 from serving.requests import RequestRecord, RequestSpec, RequestStatus
 from serving.routing import Router
@@ -89,13 +90,18 @@ def stage_times_s(value: object, depth: int, iteration: int) -> tuple[tuple[floa
 @dataclass(frozen=True)
 class ServingRun:
     """A finished run: every request's record (by id), every iteration (in start order) and the
-    state over time (a sample at every instant something changed)."""
+    state over time (a sample at every instant something changed).
+
+    A run of the fast driver at ``detail="records"`` (``serving.fast.driver``) keeps no plan per
+    iteration: ``iterations`` is empty and ``iteration_log`` holds every iteration as columns.
+    """
 
     records: tuple[RequestRecord, ...]
     iterations: tuple[IterationRecord, ...]
     samples: tuple[StateSample, ...]
     replicas: int
     pipeline_depth: int
+    iteration_log: IterationLog | None = None
 
     @property
     def finished(self) -> tuple[RequestRecord, ...]:

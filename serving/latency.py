@@ -51,7 +51,7 @@ class LatencySummary:
     p99_s: float
 
 
-def summarize_s(values_s: Sequence[float]) -> LatencySummary | None:
+def summarize_s(values_s: Sequence[float] | np.ndarray) -> LatencySummary | None:
     """Mean and percentiles of ``values_s``; None when there are none (vLLM prints 0 instead)."""
     if len(values_s) == 0:
         return None
@@ -68,11 +68,20 @@ def metric_values_s(records: Sequence[RequestRecord], metric: str) -> list[float
     """Every value of ``metric`` (ttft, tpot, e2e, itl, queueing) over the finished requests."""
     finished = finished_records(records)
     if metric == "itl":
-        return [gap for record in finished for gap in record.itl_s]
+        return pooled_itl_s(finished).tolist()
     getters = {"ttft": lambda r: r.ttft_s, "tpot": lambda r: r.tpot_s, "e2e": lambda r: r.e2e_s,
                "queueing": lambda r: r.queueing_s}
     values = (getters[metric](record) for record in finished)
     return [value for value in values if value is not None]
+
+
+def pooled_itl_s(records: Sequence[RequestRecord]) -> np.ndarray:
+    """Every inter-token gap of ``records``, request after request (``RequestRecord.itl_s`` of each,
+    concatenated: the same floats, worked out by numpy)."""
+    times = [np.asarray(record.token_times_s, dtype=np.float64) for record in records if len(record.token_times_s) > 1]
+    if not times:
+        return np.empty(0, dtype=np.float64)
+    return np.concatenate([np.diff(one) for one in times])
 
 
 def request_meets(record: RequestRecord, slo: Slo) -> bool:
@@ -170,7 +179,7 @@ def serving_metrics(
         end_s = max(end_s, samples[-1].time_s)
     return ServingMetrics(
         ttft=summarize_s(metric_values_s(records, "ttft")), tpot=summarize_s(metric_values_s(records, "tpot")),
-        itl=summarize_s(metric_values_s(records, "itl")), e2e=summarize_s(metric_values_s(records, "e2e")),
+        itl=summarize_s(pooled_itl_s(finished)), e2e=summarize_s(metric_values_s(records, "e2e")),
         queueing=summarize_s(metric_values_s(records, "queueing")), throughput=rate,
         goodput_requests_per_s=len(good) / rate.duration_s if rate.duration_s > 0 else 0.0,
         slo_attainment=len(good) / len(finished) if finished else 0.0, slo_checks=checks,

@@ -71,18 +71,32 @@ def mean_in_system(records: Sequence[RequestRecord], start_s: float, end_s: floa
     """The time-average number of requests in the system over [start_s, end_s]: each finished
     request counts from arrival to finish (rejected ones never enter). Little's law: over a long
     stable run this equals the arrival rate times the mean E2E latency."""
+    arrivals, finishes = _interval_columns(records)
+    return mean_in_system_of(arrivals, finishes, start_s, end_s)
+
+
+def mean_in_system_of(arrival_s: np.ndarray, finish_s: np.ndarray, start_s: float, end_s: float) -> float:
+    """``mean_in_system`` of the finished requests' arrival and finish columns (the same sum, in order)."""
     if not end_s > start_s:
         raise LayerwiseError("end_s", f"{end_s!r} must be after start_s {start_s!r}")
-    inside = sum(max(0.0, min(finish, end_s) - max(arrival, start_s))
-                 for arrival, finish in in_system_intervals(records))
-    return inside / (end_s - start_s)
+    inside = np.maximum(0.0, np.minimum(finish_s, end_s) - np.maximum(arrival_s, start_s))
+    return sum(inside.tolist()) / (end_s - start_s)
 
 
 def in_system_at(records: Sequence[RequestRecord], times_s: np.ndarray) -> np.ndarray:
     """Requests in the system (arrived, not finished) at each of ``times_s``, from the records."""
-    intervals = in_system_intervals(records)
-    arrivals = np.sort(np.asarray([arrival for arrival, _ in intervals], dtype=np.float64))
-    finishes = np.sort(np.asarray([finish for _, finish in intervals], dtype=np.float64))
-    arrived = np.searchsorted(arrivals, times_s, side="right")
-    left = np.searchsorted(finishes, times_s, side="right")
+    arrivals, finishes = _interval_columns(records)
+    return in_system_at_of(arrivals, finishes, times_s)
+
+
+def in_system_at_of(arrival_s: np.ndarray, finish_s: np.ndarray, times_s: np.ndarray) -> np.ndarray:
+    """``in_system_at`` from the finished requests' arrival and finish columns."""
+    arrived = np.searchsorted(np.sort(arrival_s), times_s, side="right")
+    left = np.searchsorted(np.sort(finish_s), times_s, side="right")
     return arrived - left
+
+
+def _interval_columns(records: Sequence[RequestRecord]) -> tuple[np.ndarray, np.ndarray]:
+    intervals = in_system_intervals(records)
+    return (np.asarray([arrival for arrival, _ in intervals], dtype=np.float64),
+            np.asarray([finish for _, finish in intervals], dtype=np.float64))

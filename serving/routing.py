@@ -10,11 +10,21 @@ Ties go to the fewest requests in the system, then to the lowest index, so routi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from serving.fields import one_of
-from serving.scheduler import Scheduler
 
 ROUTERS = ("round_robin", "least_outstanding", "least_kv")
+
+
+class Loaded(Protocol):
+    """What a router reads of a replica's scheduler (``Scheduler`` and the fast path's ``FastReplica``)."""
+
+    @property
+    def num_in_system(self) -> int: ...
+
+    @property
+    def kv_blocks_used(self) -> int: ...
 
 
 class Router:
@@ -24,7 +34,7 @@ class Router:
         self.kind = one_of("router", kind, ROUTERS)
         self._turn = 0
 
-    def pick(self, replicas: Sequence[Scheduler]) -> int:
+    def pick(self, replicas: Sequence[Loaded]) -> int:
         if self.kind == "round_robin":
             chosen = self._turn % len(replicas)
             self._turn += 1

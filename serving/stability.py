@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.occupancy import in_system_at, mean_in_system
+from serving.occupancy import in_system_at_of, mean_in_system_of
 from serving.requests import RequestRecord, RequestStatus
 
 
@@ -43,21 +43,30 @@ def check_stability(records: Sequence[RequestRecord], *, growth_factor: float = 
                     min_requests: int = 30) -> Stability:
     """Whether ``records`` come from a run that reached a steady state (module docstring)."""
     finished = [record for record in records if record.status is RequestStatus.FINISHED]
-    if len(finished) < min_requests:
-        return Stability(True, f"only {len(finished)} finished requests: too few to judge", 0.0, 0.0, 0, 0.0, 0.0)
-    arrivals = np.asarray([record.arrival_s for record in finished])
-    start_s, end_s = float(arrivals.min()), float(arrivals.max())
+    arrivals = np.asarray([record.arrival_s for record in finished], dtype=np.float64)
+    finishes = np.asarray([record.finish_s for record in finished], dtype=np.float64)
+    first_scheduled = np.asarray([record.first_scheduled_s for record in finished], dtype=np.float64)
+    return stability_of(arrivals, finishes, first_scheduled, growth_factor=growth_factor, delay_factor=delay_factor,
+                        min_requests=min_requests)
+
+
+def stability_of(arrival_s: np.ndarray, finish_s: np.ndarray, first_scheduled_s: np.ndarray, *,
+                 growth_factor: float = 1.5, delay_factor: float = 2.0, min_requests: int = 30) -> Stability:
+    """``check_stability`` from the finished requests' columns (arrival, finish, first scheduled)."""
+    if len(arrival_s) < min_requests:
+        return Stability(True, f"only {len(arrival_s)} finished requests: too few to judge", 0.0, 0.0, 0, 0.0, 0.0)
+    start_s, end_s = float(arrival_s.min()), float(arrival_s.max())
     third_s = (end_s - start_s) / 3.0
     if third_s <= 0.0:
         return Stability(True, "every request arrived at once: no arrival window to judge", 0.0, 0.0, 0, 0.0, 0.0)
     cut1, cut2 = start_s + third_s, start_s + 2.0 * third_s
-    middle = mean_in_system(finished, cut1, cut2)
-    last = mean_in_system(finished, cut2, end_s)
-    at_end = int(in_system_at(finished, np.asarray([end_s]))[0])
-    queueing = np.asarray([record.queueing_s for record in finished], dtype=np.float64)
-    service = np.asarray([record.e2e_s for record in finished], dtype=np.float64) - queueing
-    first_delay = float(queueing[arrivals <= cut1].mean())
-    last_delay = float(queueing[arrivals >= cut2].mean())
+    middle = mean_in_system_of(arrival_s, finish_s, cut1, cut2)
+    last = mean_in_system_of(arrival_s, finish_s, cut2, end_s)
+    at_end = int(in_system_at_of(arrival_s, finish_s, np.asarray([end_s]))[0])
+    queueing = first_scheduled_s - arrival_s
+    service = (finish_s - arrival_s) - queueing
+    first_delay = float(queueing[arrival_s <= cut1].mean())
+    last_delay = float(queueing[arrival_s >= cut2].mean())
     reasons = []
     if last > growth_factor * middle + 1.0 and at_end > middle:
         reasons.append(f"requests in the system grew from {middle:.1f} (middle third of the arrivals) to "

@@ -78,7 +78,8 @@ def _one(setup: ServingSetup, basis: Basis, name: str, args: argparse.Namespace)
     def progress(fraction: float, note: str) -> None:
         line.update(max(1, int(fraction * PROGRESS_STEPS)))
 
-    return simulate_serving(setup, basis, name, inputs.plan, progress)
+    detail = "trace" if args.json_out or args.trace_out else "records"  # the record and the trace need every plan
+    return simulate_serving(setup, basis, name, inputs.plan, progress, detail=detail)
 
 
 def _write_outputs(args: argparse.Namespace, setup: ServingSetup, predictions: list[ServingPrediction]) -> None:

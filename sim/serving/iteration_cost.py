@@ -19,23 +19,34 @@ The total is what ``serving.driver`` takes as the iteration's duration (a pipeli
 
 Contexts are rounded up to ``CONTEXT_STEP_TOKENS`` for the memo (a KV block's worth: the attention time
 of a context differs from that of the next multiple of 16 by at most 16 tokens' KV read).
+
+An iteration is priced by its shape (``serving.shape.IterationShape``: tokens, the decodes' count and
+context sum, the prefill chunks), so the fast driver (``serving.fast``) and a plan-by-plan run price it
+alike. The stage pass at ``T`` tokens is worked out by :class:`sim.serving.dense_pass.DensePass` (bit for
+bit ``stage_pass``'s), once per ``T``; with ``token_grid`` (an option of :func:`sim.serving.run.simulate_serving`)
+the eager passes of mixed iterations, thousands of distinct ``T`` in a long run, come from the
+token grid of :mod:`sim.serving.token_grid`: exact at its nodes, within 1e-4 (relative) between.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import pairwise
 
-from serving.batch import DECODE, IterationPlan
+from serving.batch import IterationPlan
+from serving.shape import IterationShape, shape_of
 from sim.costs.kernels import op_cost
 from sim.costs.memo import PriceMemo
 from sim.costs.model import CostModel
-from sim.costs.stage import stage_ops, stage_pass
+from sim.costs.stage import stage_ops
 from sim.costs.transfers import boundary_time_s, boundary_transfers
+from sim.serving.dense_pass import DensePass
+from sim.serving.token_grid import GridCurve
 from topology.cluster import Cluster
-from topology.layer_graph import Op
 from topology.model import ModelSpec
+from topology.ops import Op
 from topology.plan import Plan
 from topology.workload import TokenShape
 
@@ -61,7 +72,9 @@ def _round_up(tokens: int) -> int:
 
 @dataclass
 class IterationPricer:
-    """Prices iterations of one plan (``__call__`` gives seconds, :meth:`breakdown` the parts)."""
+    """Prices iterations of one plan (``__call__`` gives seconds of a plan, :meth:`shape_time_s` of an
+    iteration's shape, :meth:`breakdown` the parts). ``token_grid``: eager stage passes from the token
+    grid (module docstring), else each exactly."""
 
     model: ModelSpec
     plan: Plan
@@ -69,35 +82,56 @@ class IterationPricer:
     graph_cost: CostModel
     eager_cost: CostModel
     counts_sram: bool = False
+    token_grid: bool = False
     _memos: dict[bool, PriceMemo] = field(default_factory=lambda: {True: PriceMemo(), False: PriceMemo()})
     _dense: dict[tuple[int, int, bool], tuple[float, float]] = field(default_factory=dict)
     _attention: dict[tuple[int, bool, int, int, int], tuple[float, float]] = field(default_factory=dict)
     _transfers: dict[tuple[int, bool], float] = field(default_factory=dict)
+    _decode_only: dict[tuple[int, bool, int, int], float] = field(default_factory=dict)
     _attention_ops: dict[int, Op] = field(default_factory=dict)
+    _passes: dict[tuple[int, bool], DensePass] = field(default_factory=dict)
+    _grids: dict[int, GridCurve] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for stage in self.plan.stages:
             ops, _ = stage_ops(self.model, stage)
             self._attention_ops[stage.index] = next(op for op in ops if op.kind == "attention")
+            for graphs in (True, False):
+                self._passes[(stage.index, graphs)] = DensePass(self.model, stage, self.cluster, self._cost(graphs),
+                                                                self.counts_sram, self._memos[graphs])
+            self._grids[stage.index] = GridCurve(partial(self._exact_dense_s, stage.index, False))
 
     def __call__(self, iteration: IterationPlan) -> float:
-        return self.breakdown(iteration).total_s
+        return self.shape_time_s(shape_of(iteration))
+
+    def shape_time_s(self, shape: IterationShape) -> float:
+        """Seconds of an iteration of this shape (``breakdown(...).total_s``; decode-only shapes remembered)."""
+        if shape.chunks:
+            return self.shape_breakdown(shape).total_s
+        graphs = shape.cuda_graph
+        key = (shape.padded_tokens if graphs else shape.num_tokens, graphs, shape.num_decodes,
+               _round_up(math.ceil(shape.decode_context_tokens / shape.num_decodes)))
+        known = self._decode_only.get(key)
+        if known is None:
+            known = self._decode_only[key] = self.shape_breakdown(shape).total_s
+        return known
 
     def breakdown(self, iteration: IterationPlan) -> IterationTime:
-        graphs = iteration.cuda_graph
-        tokens = iteration.padded_tokens if graphs else iteration.num_tokens
-        decodes = [item.context_tokens for item in iteration.items if item.kind == DECODE]
-        chunks = [(item.new_tokens, item.context_tokens) for item in iteration.items if item.kind != DECODE]
+        return self.shape_breakdown(shape_of(iteration))
+
+    def shape_breakdown(self, shape: IterationShape) -> IterationTime:
+        graphs = shape.cuda_graph
+        tokens = shape.padded_tokens if graphs else shape.num_tokens
+        groups: list[tuple[int, int, int]] = []
+        if shape.num_decodes:
+            groups.append((shape.num_decodes, 1, _round_up(math.ceil(shape.decode_context_tokens / shape.num_decodes))))
+        groups += [(1, new, _round_up(context)) for new, context in shape.chunks]
         params = self.eager_cost.params
         layer_host_s = 0.0 if graphs else (
-            params.serving_layer_host_s + params.serving_seq_layer_host_s * len(iteration.items))
+            params.serving_layer_host_s + params.serving_seq_layer_host_s * shape.num_seqs)
         stages = []
         for stage in self.plan.stages:
             dense_s, base_attention_s = self._dense_s(stage.index, tokens, graphs)
-            groups: list[tuple[int, int, int]] = []
-            if decodes:
-                groups.append((len(decodes), 1, _round_up(math.ceil(sum(decodes) / len(decodes)))))
-            groups += [(1, new, _round_up(context)) for new, context in chunks]
             attention_s = 0.0
             for index, group in enumerate(groups):
                 time_s, launch_s = self._attention_s(stage.index, graphs, group)
@@ -111,16 +145,19 @@ class IterationPricer:
 
     def _dense_s(self, stage_index: int, tokens: int, graphs: bool) -> tuple[float, float]:
         """The stage pass at T tokens (context 1), and the attention time inside it per layer."""
+        if self.token_grid and not graphs:
+            dense_s, base_s = self._grids[stage_index](tokens)
+            return dense_s, base_s
+        return self._exact_dense_s(stage_index, graphs, tokens)
+
+    def _exact_dense_s(self, stage_index: int, graphs: bool, tokens: int) -> tuple[float, float]:
         key = (stage_index, tokens, graphs)
         known = self._dense.get(key)
         if known is None:
-            stage = self.plan.stages[stage_index]
             shape = TokenShape(tokens, 1, 1)
-            cost = self._cost(graphs)
-            passed = stage_pass(self.model, stage, shape, self.cluster, cost, self.counts_sram,
-                                self._memos[graphs], named=False)
-            base = op_cost(self._attention_ops[stage_index], shape, cost, 0.0, self._memos[graphs]).time_s
-            known = self._dense[key] = (passed.duration_s, base)
+            passed_s = self._passes[(stage_index, graphs)].duration_s(tokens)
+            base = op_cost(self._attention_ops[stage_index], shape, self._cost(graphs), 0.0, self._memos[graphs]).time_s
+            known = self._dense[key] = (passed_s, base)
         return known
 
     def _attention_s(self, stage_index: int, graphs: bool, group: tuple[int, int, int]) -> tuple[float, float]:
