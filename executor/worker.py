@@ -47,7 +47,7 @@ from executor.results import build_metrics, rank_record
 from topology.atomic_io import check_output_file, write_bytes_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, build_plan, load_experiment
-from topology.plan import Plan, load_plan_json
+from topology.plan import Plan, check_plan_on_cluster, load_plan_json
 from topology.results import HardwareDetails, RunResult, write_result
 
 BACKENDS = ("auto", "nccl", "gloo")
@@ -140,6 +140,7 @@ def resolve(args: argparse.Namespace) -> tuple[Experiment, str, Plan]:
         if plan.model != experiment.model:
             raise LayerwiseError("--plan", f"{args.plan!r} is a plan for model {plan.model.name!r}, "
                                            f"not the experiment's {experiment.model.name!r}")
+        check_plan_on_cluster(plan, experiment.cluster, "--plan")
         return experiment, Path(args.plan).name.removesuffix(".json").removesuffix(".plan"), plan
     plan_name = args.plan or experiment.plan_names[0]
     return experiment, plan_name, build_plan(experiment, plan_name)

@@ -9,8 +9,10 @@ work, so a bad ``--json``/``--out`` fails in a second, not after the run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -98,6 +100,30 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     return target
 
 
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every NaN or infinity replaced by null: JSON has no such numbers (``NaN`` in a file is not
+    JSON, and other readers refuse it). Inputs are checked finite (:mod:`topology.schema`), so what is left
+    non-finite is a value that does not exist (a band without a bound)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: finite_json(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_json(value) for value in obj]
+    return obj
+
+
+def metadata_block(wall_s: float) -> dict[str, Any]:
+    """The one part of a JSON output that differs from run to run (README "Outputs"): when it was made
+    and how long it took. Everything outside it is the same, byte for byte, for the same inputs."""
+    return {"created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_s": wall_s}
+
+
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """The one way outputs are written as JSON: sorted keys, finite numbers only, a final newline."""
+    return json.dumps(finite_json(obj), indent=indent, sort_keys=True, allow_nan=False) + "\n"
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    return write_text_atomic(path, json_text(obj))
 

@@ -41,7 +41,7 @@ from topology.partition import (
     partition_min_max_bytes,
     partition_tp_pp,
 )
-from topology.plan import Plan, load_plan_json
+from topology.plan import Plan, check_plan_on_cluster, load_plan_json
 from topology.workload import Workload, check_positive_int, workload_from_dict
 
 TOP_LEVEL_KEYS = {"name", "description", "model", "cluster", "workload", "plan", "plans", "profile",
@@ -266,6 +266,7 @@ def build_plan(experiment: Experiment, plan_name: str, optimizer: Optimizer | No
                 f"plans.{plan_name}.file",
                 f"plan is for model {plan.model.name!r}, not {experiment.model.name!r}",
             )
+        check_plan_on_cluster(plan, experiment.cluster, f"plans.{plan_name}.file")
         return plan
     partitioner = spec.pop("partitioner")
     if partitioner == OPTIMAL:

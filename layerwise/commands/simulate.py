@@ -11,7 +11,6 @@ A long simulation (a growing context) shows its progress; Ctrl-C stops it with o
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -25,7 +24,7 @@ from sim.inputs import Basis, ProfileChoice, resolve_basis
 from sim.resolve import plan_inputs
 from sim.simulate import estimate, simulate
 from topology.accuracy import describe_band
-from topology.atomic_io import check_output_file, write_text_atomic
+from topology.atomic_io import check_output_file, json_text, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import load_experiment
 from topology.plan import Plan
@@ -90,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {path} (trace of {name}: open in ui.perfetto.dev)")
     if args.json_out:
         one_or_list = results[0].to_dict() if len(names) == 1 else [r.to_dict() for r in results]
-        write_text_atomic(args.json_out, json.dumps(one_or_list, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(args.json_out, json_text(one_or_list))
         print(f"wrote {args.json_out}")
     return 0
 

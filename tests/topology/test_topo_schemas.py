@@ -136,8 +136,9 @@ def test_profile_collective_lookup() -> None:
 def test_profile_rejects(tmp_path: Path) -> None:
     raw = sample_profile().to_dict()
     for bad, field in (({**raw, "schema_version": 0}, "profile.schema_version"),
-                       ({k: v for k, v in raw.items() if k != "gpu_name"}, "profile"),
-                       ({**raw, "params": {"collectives": [{"op": "allreduce"}]}}, "profile")):
+                       ({k: v for k, v in raw.items() if k != "gpu_name"}, "profile.gpu_name"),
+                       ({**raw, "params": {"collectives": [{"op": "allreduce"}]}},
+                        "profile.params.collectives[0].group_size")):
         with pytest.raises(LayerwiseError) as info:
             profile_from_dict(bad)
         assert info.value.field == field
