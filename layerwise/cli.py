@@ -46,6 +46,18 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _empty_value(args: list[str]) -> str | None:
+    """No option takes an empty value (``--json ''`` would write nothing and say nothing)."""
+    for position, word in enumerate(args):
+        if word.startswith("--") and word.endswith("="):
+            return f"{word[:-1]} is given an empty value"
+        if word == "" and position > 0 and args[position - 1].startswith("-"):
+            return f"{args[position - 1]} is given an empty value"
+        if word == "":
+            return "an empty argument"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     interrupts.install()
     args = list(sys.argv[1:] if argv is None else argv)
@@ -63,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"layerwise: error: unknown command {args[0]!r}\n\n{_usage()}", file=sys.stderr)
             return 2
         command = args.pop(0)
+    empty = _empty_value(args)
+    if empty is not None:
+        print(f"layerwise {command}: error: {empty} (see layerwise {command} --help)", file=sys.stderr)
+        return 2
     module_name, summary = COMMANDS[command]
     try:
         module = importlib.import_module(module_name)

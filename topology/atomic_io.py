@@ -31,20 +31,30 @@ def check_output_file(path: str | Path, option: str) -> Path:
     Raises :class:`LayerwiseError` naming ``option`` (the flag, e.g. ``--json``) and the path.
     """
     target = Path(path)
-    if str(path).endswith(("/", os.sep)) or target.is_dir():
-        raise LayerwiseError(option, f"{str(path)!r} is a folder; give a file name")
-    if target.exists() and not target.is_file():
-        raise LayerwiseError(option, f"{str(path)!r} exists and is not a regular file")
-    _check_folder_takes_files(target.parent, option, str(path))
+    if not str(path):
+        raise LayerwiseError(option, "is empty; give a file name")
+    try:
+        if str(path).endswith(("/", os.sep)) or target.is_dir():
+            raise LayerwiseError(option, f"{str(path)!r} is a folder; give a file name")
+        if target.exists() and not target.is_file():
+            raise LayerwiseError(option, f"{str(path)!r} exists and is not a regular file")
+        _check_folder_takes_files(target.parent, option, str(path))
+    except OSError as exc:  # a name past NAME_MAX or PATH_MAX
+        raise LayerwiseError(option, f"cannot write {str(path)[:120]!r}: {exc.strerror or exc}") from None
     return target
 
 
 def check_output_folder(path: str | Path, option: str) -> Path:
     """Check, before any work, that files can be written inside the folder ``path``; return it."""
     target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise LayerwiseError(option, f"{str(path)!r} is a file, not a folder")
-    _check_folder_takes_files(target, option, str(path))
+    if not str(path):
+        raise LayerwiseError(option, "is empty; give a folder name")
+    try:
+        if target.exists() and not target.is_dir():
+            raise LayerwiseError(option, f"{str(path)!r} is a file, not a folder")
+        _check_folder_takes_files(target, option, str(path))
+    except OSError as exc:  # a name past NAME_MAX or PATH_MAX
+        raise LayerwiseError(option, f"cannot write {str(path)[:120]!r}: {exc.strerror or exc}") from None
     return target
 
 

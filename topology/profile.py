@@ -18,7 +18,7 @@ from typing import Any
 from topology.accuracy import BandLookup, RegimeError, band_for, regime_error_from_dict
 from topology.atomic_io import write_json_atomic
 from topology.cluster import Cluster
-from topology.datafile import data_dir, load_json_file
+from topology.datafile import data_dir, load_json_file, path_given
 from topology.errors import LayerwiseError, reading
 from topology.hardware import gpu_names, gpu_preset_for_device, load_gpu
 from topology.schema.check import validated
@@ -159,7 +159,7 @@ def shipped_profile_name(gpu_preset: str) -> str | None:
 def load_profile(path: str | Path) -> HardwareProfile:
     """A profile JSON file, or a shipped profile by name (``h100-sxm``: ``topology/data/profiles``)."""
     shipped = data_dir("profiles").joinpath(f"{path}.json")
-    if not Path(path).is_file() and Path(str(path)).suffix == "" and shipped.is_file():
+    if not path_given(path) and Path(str(path)).suffix == "" and shipped.is_file():
         return profile_from_dict(json.loads(shipped.read_text(encoding="utf-8")))
     return profile_from_dict(load_json_file(path, "profile"), str(path))
 

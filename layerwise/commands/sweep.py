@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
-    grid = []
+    grid: list[tuple[str, list[str]]] = []
     for item in items:
         if "=" not in item:
             raise LayerwiseError("--grid", f"{item!r} is not key=v1,v2,...")
@@ -64,6 +64,8 @@ def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
         options = [v.strip() for v in values.split(",") if v.strip()]
         if not key.strip() or not options:
             raise LayerwiseError("--grid", f"{item!r} needs a key and at least one value")
+        if key.strip() in (seen for seen, _ in grid):
+            raise LayerwiseError("--grid", f"key {key.strip()!r} is given twice; give its values in one --grid")
         grid.append((key.strip(), options))
     if not grid:
         raise LayerwiseError("--grid", "give at least one --grid key=v1,v2,...")

@@ -7,6 +7,8 @@ command line's numbers (:func:`parse_cli_number`).
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
@@ -45,3 +47,17 @@ def parse_cli_number(text: str, kind: str) -> int | float:
         return TypeAdapter(field_type).validate_python(value)  # type: ignore[no-any-return]
     except ValidationError:
         raise ValueError(f"must be {wanted}, got {text!r}") from None
+
+
+def cli_number(kind: str) -> Callable[[str], int | float]:
+    """An ``argparse`` ``type=`` for a number of ``kind``: a bad value is argparse's one-line usage error
+    naming the option and the accepted range."""
+
+    def parse(text: str) -> int | float:
+        try:
+            return parse_cli_number(text, kind)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = kind.replace("-", "_")
+    return parse
