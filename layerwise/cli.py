@@ -79,6 +79,20 @@ def main(argv: list[str] | None = None) -> int:
     if empty is not None:
         print(f"layerwise {command}: error: {empty} (see layerwise {command} --help)", file=sys.stderr)
         return 2
+    try:
+        return _run(command, args)
+    except LayerwiseError as exc:
+        print(f"layerwise {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except interrupts.Interrupted as stop:  # at any point: importing the command, parsing, running
+        print(f"layerwise {command}: {stop}", file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:  # raised before the handler was installed, or by a library that re-raises
+        print(f"layerwise {command}: interrupted by SIGINT", file=sys.stderr)
+        return 130
+
+
+def _run(command: str, args: list[str]) -> int:
     module_name, summary = COMMANDS[command]
     try:
         module = importlib.import_module(module_name)
@@ -88,14 +102,5 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog=f"layerwise {command}", description=summary)
     module.add_arguments(parser)
     parsed = parser.parse_args(args)
-    try:
-        return int(module.run(parsed) or 0)
-    except LayerwiseError as exc:
-        print(f"layerwise {command}: error: {exc}", file=sys.stderr)
-        return 2
-    except interrupts.Interrupted as stop:
-        print(f"layerwise {command}: {stop}", file=sys.stderr)
-        return stop.exit_code
-    except KeyboardInterrupt:  # raised before the handler was installed, or by a library that re-raises
-        print(f"layerwise {command}: interrupted by SIGINT", file=sys.stderr)
-        return 130
+    interrupts.check()  # a signal lost while a module was imported (a finalizer swallowed it) acts here
+    return int(module.run(parsed) or 0)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
@@ -137,3 +140,52 @@ def json_text(obj: Any, indent: int | None = 2) -> str:
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     return write_text_atomic(path, json_text(obj))
 
+
+
+STAGING_INFIX = ".staging-"  # a folder being written beside its target: ``.NAME.staging-XXXX``
+
+
+@contextmanager
+def staged_folder(target: str | Path, replaceable: tuple[str, ...]) -> Iterator[Path]:
+    """Write a folder whole or not at all: the block writes into a new folder beside ``target``, which is
+    renamed into place when the block ends (any exception, an interrupt included, removes it instead).
+    ``target`` may exist only as an empty folder or as an earlier output (holding one of ``replaceable``, the
+    names this output writes); that one is replaced. Two writers of one target end with one writer's whole
+    folder: each rename is atomic, and the later one replaces the earlier."""
+    final = Path(target)
+    _check_replaceable(final, replaceable)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}{STAGING_INFIX}", dir=final.parent))
+    try:
+        yield stage
+        os.chmod(stage, 0o777 & ~_umask())
+        _rename_into_place(stage, final, replaceable)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _check_replaceable(final: Path, replaceable: tuple[str, ...]) -> None:
+    if final.is_dir() and any(final.iterdir()) and not any((final / name).exists() for name in replaceable):
+        raise LayerwiseError("--out", f"{str(final)!r} holds other files; give a new or empty folder, or an "
+                                      f"earlier output (with {replaceable[0]})")
+
+
+def _rename_into_place(stage: Path, final: Path, replaceable: tuple[str, ...]) -> None:
+    for _ in range(100):  # another writer may put its folder in place between our two renames: go again
+        old = None
+        if final.exists():
+            _check_replaceable(final, replaceable)
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            try:
+                os.replace(final, old)  # an empty folder is replaced by the old output (rename(2) allows it)
+            except FileNotFoundError:
+                pass  # the other writer moved it first
+        try:
+            os.rename(stage, final)
+            return
+        except OSError:
+            continue
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    raise LayerwiseError("--out", f"cannot put the output in place at {str(final)!r}: other writers keep replacing it")
