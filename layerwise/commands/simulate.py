@@ -23,12 +23,14 @@ from layerwise.views.results_table import Row, render_rows
 from sim.inputs import Basis, ProfileChoice, resolve_basis
 from sim.resolve import plan_inputs
 from sim.simulate import estimate, simulate
+from sim.work import MAX_STAGE_PASSES
 from topology.accuracy import describe_band
 from topology.atomic_io import check_output_file, json_text, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import load_experiment
 from topology.plan import Plan
 from topology.results import RunResult
+from topology.schema.fields import cli_number
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override an experiment entry by dotted path (repeatable)")
     parser.add_argument("--analytic", action="store_true", help="the closed-form twin instead of events")
     parser.add_argument("--jobs", type=positive_int, default=None, help="parallel processes for the main job")
+    parser.add_argument("--max-passes", type=cli_number("count"), default=MAX_STAGE_PASSES,
+                        help=f"refuse an event simulation of more stage passes (default {MAX_STAGE_PASSES:.0e})")
 
 
 def trace_path_for(trace_out: str, plan_name: str, several: bool) -> str:
@@ -124,7 +128,8 @@ def _simulate_all(args: argparse.Namespace, basis: Basis, names: list[str],
                 result = estimate(inputs)
             else:
                 progress = ProgressLine(f"simulate {name}", experiment.workload.iterations, "iterations")
-                result = simulate(inputs, trace_path=traces.get(name), progress=progress.update)
+                result = simulate(inputs, trace_path=traces.get(name), progress=progress.update,
+                                  max_passes=args.max_passes)
         except LayerwiseError as exc:
             if len(names) == 1:
                 raise
