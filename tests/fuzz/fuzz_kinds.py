@@ -225,7 +225,8 @@ def _loader_case(case: KindCase, folder: Path, bound_s: float) -> Outcome:
 
 
 def _signal_case(case: KindCase, folder: Path, bound_s: float) -> Outcome:
-    command = [*SIGNAL_COMMANDS[int(case.target)], *(("--json", str(folder / "out.json")))]
+    command = [*SIGNAL_COMMANDS[int(case.target)]]
+    command += ["--out" if command[:1] == ["sweep"] else "--json", str(folder / "out.json")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen([sys.executable, "-m", "layerwise", *command], cwd=folder, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
