@@ -139,6 +139,8 @@ def parse_yaml(text: str, origin: str) -> dict[str, Any]:
         raise LayerwiseError(origin, f"not valid YAML ({exc.__class__.__name__}{detail})") from None
     except RecursionError:
         raise LayerwiseError(origin, "not valid YAML (nested too deeply)") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise LayerwiseError(origin, f"not valid YAML ({str(exc).split(';')[0]})") from None
     if not isinstance(loaded, dict):
         raise LayerwiseError(origin, "must hold a mapping at the top level")
     return loaded

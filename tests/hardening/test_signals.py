@@ -28,8 +28,8 @@ OUTPUT_FLAG = {"main-job": "--json", "search": "--json", "sweep": "--out"}
 def test_a_signal_stops_the_command_and_its_workers(name: str, signum: int, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     argv = [sys.executable, "-m", "layerwise", *COMMANDS[name], OUTPUT_FLAG[name], str(tmp_path / "o.json")]
-    process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
     assert process.stderr is not None
     first = process.stderr.readline()  # the first progress line: the work has begun
     assert first, "the command ended before it reported progress"
