@@ -64,8 +64,8 @@ def load_trace_bars(path: str | Path, gpu_only: bool = False) -> list[Bar]:
     """Complete events of a trace as bars, time from the first event; ``gpu_only`` keeps
     torch.profiler's device-side categories (kernels, memcpy, memset) only."""
     raw = load_json_file(path, "trace")
+    events = _events(raw)  # "not a Chrome trace" first, then each event's fields
     validated(TraceFile, raw, str(path), "trace")
-    events = _events(raw)
     rows = _row_names(events)
     complete = [e for e in events if e.get("ph") == "X" and "ts" in e and "dur" in e]
     if gpu_only:
