@@ -40,6 +40,10 @@ DEFAULT_ATTENTION_BW_EFFICIENCY = 1.0
 DEFAULT_NORM_LATENCY_S = 2.3e-6
 DEFAULT_ELEMENTWISE_LATENCY_S = 1.2e-6
 DEFAULT_KV_WRITE_LATENCY_S = 2.2e-6
+# The serving engine's host time per iteration (scheduling, input preparation, sampling), outside the
+# device: a placeholder of 1 ms until ``layerwise calibrate --only serving-host`` measures it on the
+# executor; a serving prediction on a profile without the measurement says so.
+DEFAULT_SERVING_ITERATION_HOST_S = 1.0e-3
 UNSCALED = 1.0  # a prefill time scale that leaves the kernel model as it is (fitted by layerwise validate)
 
 
@@ -80,6 +84,7 @@ class SimParams:
     prefill_gemm_time_scale: float
     prefill_attention_time_scale: float
     prefill_elementwise_time_scale: float  # norms, activations, residual adds
+    serving_iteration_host_s: float  # a serving engine's host time per iteration (outside the device)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -150,6 +155,7 @@ def datasheet_params(cluster: Cluster) -> SimParams:
         prefill_gemm_time_scale=UNSCALED,
         prefill_attention_time_scale=UNSCALED,
         prefill_elementwise_time_scale=UNSCALED,
+        serving_iteration_host_s=DEFAULT_SERVING_ITERATION_HOST_S,
     )
 
 

@@ -88,8 +88,22 @@ class Experiment:
         }
 
 
-def experiment_names() -> list[str]:
-    return preset_names("experiments")
+SERVE_PHASE = "serve"
+
+
+def is_serving_raw(raw: Any) -> bool:
+    """Whether an experiment file's mapping is a serving workload (``workload.phase: serve``), read by
+    :mod:`serving.setup`; every other command takes fixed-batch phases only."""
+    workload = raw.get("workload") if isinstance(raw, dict) else None
+    return isinstance(workload, dict) and workload.get("phase") == SERVE_PHASE
+
+
+def experiment_names(serving: bool | None = None) -> list[str]:
+    """The shipped experiments; ``serving`` True or False: only the serving or only the fixed-batch ones."""
+    names = preset_names("experiments")
+    if serving is None:
+        return names
+    return [name for name in names if is_serving_raw(read_experiment_raw(name)[0]) == serving]
 
 
 def _experiment_text(path_or_name: str) -> tuple[str, str, str]:
@@ -142,10 +156,18 @@ def _check_plan_exists(raw: dict[str, Any], parts: list[str], key: str) -> None:
         )
 
 
-def load_experiment(path_or_name: str, overrides: list[str] | None = None) -> Experiment:
+def read_experiment_raw(path_or_name: str, overrides: list[str] | None = None) -> tuple[dict[str, Any], str, str]:
+    """An experiment file's mapping with the overrides applied, its folder and its default name."""
     text, origin, base_dir = _experiment_text(path_or_name)
     raw = apply_overrides(parse_yaml(text, origin), overrides or [])
-    return experiment_from_dict(raw, base_dir=base_dir, default_name=Path(origin).stem)
+    if not isinstance(raw, dict):
+        raise LayerwiseError("experiment", f"{origin}: must be a mapping of fields")
+    return raw, base_dir, Path(origin).stem
+
+
+def load_experiment(path_or_name: str, overrides: list[str] | None = None) -> Experiment:
+    raw, base_dir, name = read_experiment_raw(path_or_name, overrides)
+    return experiment_from_dict(raw, base_dir=base_dir, default_name=name)
 
 
 def experiment_from_dict(raw: dict[str, Any], base_dir: str = ".", default_name: str = "experiment") -> Experiment:

@@ -116,6 +116,9 @@ def workload_from_dict(raw: dict[str, Any]) -> Workload:
     only, so a decode ``prompt_len`` above ``context_len`` (a prompt longer than the KV cache
     it must fit in) is refused rather than silently ignored.
     """
+    if raw.get("phase") == "serve":
+        raise LayerwiseError("workload.phase", "'serve' is a serving workload: `layerwise simulate` and "
+                                               "`layerwise run` serve it, this command takes prefill or decode")
     known = {"phase", "batch_size", "prompt_len", "context_len", "context_growth", "cuda_graphs",
              "warmup_iters", "measured_iters", "seed"}
     unknown = sorted(set(raw) - known)

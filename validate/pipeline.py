@@ -19,6 +19,7 @@ from topology.accuracy import RegimeError
 from topology.atomic_io import check_output_folder, staged_folder, write_json_atomic
 from topology.errors import LayerwiseError
 from topology.profile import HardwareProfile, write_profile
+from validate.coverage import Coverage, nested_coverage
 from validate.crossval import Validation, validate_measurements
 from validate.extrapolation import Extrapolation, describe_experiment, extrapolate, load_target, unmeasured_experiments
 from validate.folds import BY_FAMILY, BY_LABEL, Fold, describe_folds, label_folds, parse_folds, split_folds
@@ -134,9 +135,17 @@ def _regime_row(validation: Validation, regime: str) -> dict[str, object]:
     return row
 
 
+def _coverage_json(coverage: Coverage) -> dict[str, object]:
+    return {"fraction_covered": coverage.fraction_covered, "promise_kept": coverage.promise_kept,
+            "runs": [{"key": c.key, "regime": c.regime, "family": c.family, "plan_kind": c.plan_kind,
+                      "error": c.error, "half_width": c.half_width, "band_from": c.band_from, "covered": c.covered}
+                     for c in coverage.checks]}
+
+
 def _summary_json(validation: Validation, fitted_path: Path, rankings: tuple[object, ...],
-                  compared: tuple[LeaseComparison, ...]) -> dict[str, object]:
+                  compared: tuple[LeaseComparison, ...], coverage: Coverage) -> dict[str, object]:
     return {
+        "coverage": _coverage_json(coverage),
         "regimes": {regime: _regime_row(validation, regime) for regime in regimes(validation.outcomes)},
         "rank_agreement": {kind: {"groups": g, "best_agrees": b, "order_agrees": o}
                            for kind, (g, b, o) in agreement_by_kind(rankings).items()},  # type: ignore[arg-type]
@@ -289,6 +298,7 @@ def _validate_into(args: ValidationRequest, out: Path, stage: Path, progress: Pr
     synthetic = any(bool(m.result.environment.get("synthetic")) for m in measurements)
     rankings = rank_groups(validation.outcomes, "held_out")
     compared, unmatched = compare_leases(validation.outcomes, others)
+    coverage = nested_coverage(validation.outcomes)
     data = ReportInput(
         validation=validation,
         bands=bands,
@@ -308,8 +318,9 @@ def _validate_into(args: ValidationRequest, out: Path, stage: Path, progress: Pr
         excluded=excluded,
         compared=compared,
         compared_unmatched=unmatched,
+        coverage=coverage,
     )
     markdown, page = (out / written.name for written in write_report(stage, data))
-    write_json_atomic(stage / SUMMARY_NAME, _summary_json(validation, fitted_path, rankings, compared))
+    write_json_atomic(stage / SUMMARY_NAME, _summary_json(validation, fitted_path, rankings, compared, coverage))
     written = (str(markdown), str(page), str(fitted_path), *((str(ship_path),) if ship_path is not None else ()))
     return ValidationOutcome(bands=bands, fitted_values=dict(validation.final_fit.values), written=written)

@@ -14,12 +14,13 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
+from layerwise.commands.simulate_serving import serve, trace_path_for
 from layerwise.question.main import main_job_json, run_main_job
 from layerwise.terminal.arguments import positive_int
 from layerwise.terminal.progress import ProgressLine
 from layerwise.views.results_table import Row, render_rows
+from serving.setup import experiment_is_serving
 from sim.inputs import Basis, ProfileChoice, resolve_basis
 from sim.resolve import plan_inputs
 from sim.simulate import estimate, simulate
@@ -38,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan", dest="plan_name", help="only this plan of the experiment")
     parser.add_argument("--json", dest="json_out", help="write results (shared schema) here")
     parser.add_argument("--trace", dest="trace_out", help="write a Chrome/Perfetto trace here (one per plan)")
+    parser.add_argument("--plot", dest="plot_out", metavar="PNG",
+                        help="serving experiments: CDFs of TTFT and TPOT per plan, with the SLO bounds")
     add_profile_flags(parser)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override an experiment entry by dotted path (repeatable)")
@@ -45,13 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=positive_int, default=None, help="parallel processes for the main job")
     parser.add_argument("--max-passes", type=cli_number("count"), default=MAX_STAGE_PASSES,
                         help=f"refuse an event simulation of more stage passes (default {MAX_STAGE_PASSES:.0e})")
-
-
-def trace_path_for(trace_out: str, plan_name: str, several: bool) -> str:
-    if not several:
-        return trace_out
-    path = Path(trace_out)
-    return str(path.with_name(f"{path.stem}.{plan_name}{path.suffix or '.json'}"))
 
 
 def add_profile_flags(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.json_out, "--json")
     if args.experiment is None:
         return _main_job(args)
+    if experiment_is_serving(args.experiment, args.overrides):
+        return serve(args, profile_choice(args))
+    if args.plot_out:
+        raise LayerwiseError("--plot", "draws serving latency CDFs: give a serving experiment (workload.phase: serve)")
     experiment = load_experiment(args.experiment, args.overrides)
     names = [args.plan_name] if args.plan_name else experiment.plan_names
     if args.plan_name and args.plan_name not in experiment.plan_specs:
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _main_job(args: argparse.Namespace) -> int:
-    for flag, value in (("--plan", args.plan_name), ("--trace", args.trace_out)):
+    for flag, value in (("--plan", args.plan_name), ("--trace", args.trace_out), ("--plot", args.plot_out)):
         if value:
             raise LayerwiseError(flag, "needs an experiment: the main job runs four plan searches "
                                        "(e.g. `layerwise simulate seed-16xh100 --trace t.json`)")

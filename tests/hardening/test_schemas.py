@@ -26,6 +26,31 @@ def shipped() -> list[str]:
 def test_every_shipped_experiment_meets_the_published_schema(name: str) -> None:
     raw = yaml.safe_load(data_dir("experiments").joinpath(name).read_text(encoding="utf-8"))
     ExperimentFile.model_validate(raw)
-    raw["workload"]["batch_size"] = 0
+    count = "num_requests" if raw["workload"]["phase"] == "serve" else "batch_size"
+    raw["workload"][count] = 0
     with pytest.raises(ValidationError):
         ExperimentFile.model_validate(raw)
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("arrivals", "rate_per_s", 0), ("arrivals", "rate_per_s", float("nan")), ("arrivals", "kind", "burst"),
+    ("prompt_tokens", "median_tokens", -1), ("prompt_tokens", "mu", 6.9), ("output_tokens", "sigma", "wide"),
+])
+def test_the_experiment_schema_refuses_a_bad_serving_workload(section: str, key: str, value: object) -> None:
+    raw = yaml.safe_load(data_dir("experiments").joinpath("llama3-8b-h100-serve.yaml").read_text(encoding="utf-8"))
+    raw["workload"][section][key] = value
+    with pytest.raises(ValidationError):
+        ExperimentFile.model_validate(raw)
+
+
+def test_serving_sections_belong_to_a_serving_workload() -> None:
+    raw = yaml.safe_load(data_dir("experiments").joinpath("llama3-8b-h100-serve.yaml").read_text(encoding="utf-8"))
+    raw["scheduler"]["max_num_seqs"] = 0
+    with pytest.raises(ValidationError, match="max_num_seqs"):
+        ExperimentFile.model_validate(raw)
+    fixed = yaml.safe_load(data_dir("experiments").joinpath(shipped()[0]).read_text(encoding="utf-8"))
+    if fixed["workload"]["phase"] == "serve":
+        pytest.skip("the first shipped experiment is a serving one")
+    fixed["slo"] = {"ttft": {"p99": 0.5}}
+    with pytest.raises(ValidationError, match="serving workload"):
+        ExperimentFile.model_validate(fixed)

@@ -70,7 +70,7 @@ def test_markdown_has_every_section(report_dir: Path) -> None:
 def test_html_is_self_contained(report_dir: Path) -> None:
     page = (report_dir / "report.html").read_text(encoding="utf-8")
     sources = re.findall(r'src="([^"]*)"', page)
-    assert len(sources) == 5
+    assert len(sources) == 6
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in page and "https://" not in page
     assert "<h2>Plans compared</h2>" in page

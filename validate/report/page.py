@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from topology.accuracy import RegimeError
 from topology.atomic_io import write_bytes_atomic, write_text_atomic
+from validate.coverage import Coverage
 from validate.crossval import Validation
 from validate.extrapolation import Extrapolation
 from validate.fit import ParamSpec
@@ -16,6 +17,7 @@ from validate.ranking import GroupRanking
 from validate.regimes import MIN_CONFIGS_PER_PARAM, regime_of_param, runs_of
 from validate.report.accuracy import errors_section, pct, summary_section
 from validate.report.breakdown import Timelines, breakdown_section, timelines_section
+from validate.report.coverage import coverage_section
 from validate.report.document import (
     FIGURES_DIR,
     Block,
@@ -63,6 +65,7 @@ class ReportInput:
     excluded: tuple[str, ...] = ()  # results kept out of fitting and error, with the reason
     compared: tuple[LeaseComparison, ...] = ()  # other leases' runs beside the fitted ones (never fitted)
     compared_unmatched: tuple[str, ...] = ()  # other leases' runs with no fitted run of the same entry
+    coverage: Coverage = field(default_factory=lambda: Coverage(()))  # held-out runs against their nested bands
 
 
 def _param_note(spec: ParamSpec, value: float, measurements: list[Measurement], unconstrained: tuple[str, ...]) -> str:
@@ -128,6 +131,7 @@ def build_blocks(data: ReportInput) -> list[Block]:
         blocks.append(Paragraph(SYNTHETIC_WARNING))
     blocks += summary_section(outcomes, data.bands, data.rankings_held_out)
     blocks += _method(data)
+    blocks += coverage_section(outcomes, data.coverage)
     blocks += errors_section(outcomes)
     blocks += leases_section(outcomes, data.compared, data.compared_unmatched)
     blocks += breakdown_section(outcomes)

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from validate.coverage import BandCheck
 from validate.crossval import Outcome
 from validate.kernel_kinds import classify_kernel
 from validate.timeline import Bar
@@ -188,4 +189,46 @@ def extrapolation_png(labels: list[str], tokens_per_s: list[float], error_fracti
     ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
+    return _png(fig)
+
+
+def bands_png(checks: tuple[BandCheck, ...], measured_s: dict[str, float]) -> bytes:
+    """Predicted against measured per family (one-GPU runs) or plan kind (multi-GPU runs), each run with
+    the band it carried (an error bar of +- the band around the prediction; crosses: no band)."""
+    groups: dict[str, list[BandCheck]] = {}
+    for check in checks:
+        groups.setdefault(check.family or check.plan_kind, []).append(check)
+    names = sorted(groups)
+    columns = min(4, len(names))
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        members = groups[name]
+        measured = [measured_s[c.key] * MS_PER_S for c in members]
+        predicted = [m * (1 + c.error) for m, c in zip(measured, members, strict=True)]
+        for m, p, c in zip(measured, predicted, members, strict=True):
+            if c.half_width is None:
+                ax.scatter([m], [p], marker="x", color="tab:red", s=30, zorder=3)
+            else:
+                inside = c.covered
+                ax.errorbar([m], [p], yerr=[[p * c.half_width], [p * c.half_width]], fmt="o", markersize=4,
+                            color="tab:blue" if inside else "tab:orange", capsize=2, zorder=2)
+        low, high = min(measured + predicted) * 0.7, max(measured + predicted) * 1.4
+        ax.plot([low, high], [low, high], color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
+        covered = sum(1 for c in members if c.covered)
+        banded = sum(1 for c in members if c.half_width is not None)
+        ax.set_title(f"{name}: {covered}/{banded} inside" + (f", {len(members) - banded} no band"
+                                                             if banded < len(members) else ""), fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.tick_params(labelsize=7)
+    fig.supxlabel("measured step time (ms)")
+    fig.supylabel("held-out predicted step time (ms)")
+    fig.suptitle("Held-out predictions with the band each carried (blue: inside, orange: outside, "
+                 "red x: no band promised)", fontsize=10)
     return _png(fig)
