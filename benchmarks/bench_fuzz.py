@@ -33,6 +33,7 @@ from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
 from topology.atomic_io import check_output_file, write_text_atomic  # noqa: E402
 
 VIOLATIONS_SHOWN = 20
+PARTIAL_EVERY = 250  # cases between two writes of the table so far
 
 
 
@@ -40,7 +41,8 @@ VIOLATIONS_SHOWN = 20
 ACCEPTED_ALL = (*ACCEPTED, "interrupted")
 
 
-def run(examples: int, bound_s: float) -> tuple[Counter[tuple[str, str]], list[tuple[Any, Outcome]], float]:
+def run(examples: int, bound_s: float, out: str | None = None
+        ) -> tuple[Counter[tuple[str, str]], list[tuple[Any, Outcome]], float]:
     counts: Counter[tuple[str, str]] = Counter()
     violations: list[tuple[Any, Outcome]] = []
     started = time.perf_counter()
@@ -56,17 +58,21 @@ def run(examples: int, bound_s: float) -> tuple[Counter[tuple[str, str]], list[t
         counts[(label, outcome.kind)] += 1
         if outcome.kind not in ACCEPTED_ALL:
             violations.append((case, outcome))
+            print(f"violation {outcome.kind}: {case!r}"[:2000], file=sys.stderr, flush=True)
         done = sum(counts.values())
-        if done % 500 == 0:
+        if done % PARTIAL_EVERY == 0:
             print(f"{done} cases, {len(violations)} violations, {time.perf_counter() - started:.0f} s",
                   file=sys.stderr, flush=True)
+            if out is not None:  # the table so far: a run stopped early still leaves its counts
+                write_text_atomic(out, render(counts, violations, time.perf_counter() - started, examples, bound_s,
+                                              partial=True))
 
     one()
     return counts, violations, time.perf_counter() - started
 
 
 def render(counts: Counter[tuple[str, str]], violations: list[tuple[Any, Outcome]], wall_s: float,
-           examples: int, bound_s: float) -> str:
+           examples: int, bound_s: float, partial: bool = False) -> str:
     commands = sorted({c for c, _ in counts})
     kinds = [*ACCEPTED_ALL, *sorted({k for _, k in counts} - set(ACCEPTED_ALL))]
     total = sum(counts.values())
@@ -77,7 +83,8 @@ def render(counts: Counter[tuple[str, str]], violations: list[tuple[Any, Outcome
         f"and `tests/fuzz/fuzz_kinds.py`, hypothesis derandomized; a case that runs past {bound_s:.0f} s "
         "counts as a hang).",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-        f"{total:,} cases in {wall_s:.0f} s wall.",
+        f"{total:,} cases in {wall_s:.0f} s wall."
+        + (f" **Partial: {total:,} of the {examples:,} cases asked for (still running).**" if partial else ""),
         "",
         "| command | " + " | ".join(kinds) + " | cases |",
         "| --- | " + " | ".join("---:" for _ in kinds) + " | ---: |",
@@ -110,7 +117,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "bench_fuzz.md"))
     args = parser.parse_args()
     check_output_file(args.out, "--out")
-    counts, violations, wall_s = run(args.examples, args.bound_s)
+    counts, violations, wall_s = run(args.examples, args.bound_s, args.out)
     text = render(counts, violations, wall_s, args.examples, args.bound_s)
     write_text_atomic(args.out, text)
     print(text)
