@@ -214,3 +214,15 @@ def test_search_and_main_job_json_keep_wall_times_in_the_metadata_block(tmp_path
         outputs.append(json.dumps(raw, sort_keys=True))
         assert "wall_s" not in outputs[-1] and "NaN" not in out.read_text()
     assert outputs[0] == outputs[1]
+
+
+@pytest.mark.parametrize(("edit", "words"), [
+    (lambda r: r["metrics"].update(hardware=8), ("metrics.hardware",)),  # was AttributeError: 'int' ... 'items'
+    (lambda r: r["metrics"]["stages"][0].update(compute_s=-3), ("metrics.stages[0].compute_s",)),
+    (lambda r: r["metrics"].update(stages=3), ("metrics.stages",)),
+])
+def test_a_result_whose_details_are_not_what_they_say_is_one_line(tmp_path: Path, edit: Any,
+                                                                   words: tuple[str, ...]) -> None:
+    folder = results_folder(tmp_path, edit)
+    assert_one_line(*run(["validate", folder, "--out", str(tmp_path / "report")]), *words)
+    assert not (tmp_path / "report").exists()

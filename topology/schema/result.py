@@ -11,7 +11,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from topology.schema.fields import Count, Name, Positive, Text
+from topology.schema.fields import Count, Index, Name, NonNegative, Positive, Text
+
+
+class StageMetricsFile(BaseModel):
+    """One pipeline stage's busy, communicating and idle seconds in a step."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    stage: Index
+    devices: list[Name]
+    compute_s: NonNegative
+    communication_s: NonNegative
+    idle_s: NonNegative
 
 
 class MetricsFile(BaseModel):
@@ -24,6 +36,10 @@ class MetricsFile(BaseModel):
     tpot_s: Positive | None = None
     ttft_s: Positive | None = None
     microbatches: Count | None = None  # version 1 files keep it in ``extra``
+    stages: list[StageMetricsFile] = []
+    simulation: dict[str, Any] | None = None  # the simulator's details (version 2), a mapping
+    hardware: dict[str, Any] | None = None  # the executor's details (version 2), a mapping
+    extra: dict[str, Any] = {}  # version 1's details
 
 
 class ResultFile(BaseModel):
