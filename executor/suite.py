@@ -35,6 +35,7 @@ from topology.datafile import parse_yaml
 from topology.errors import LayerwiseError
 from topology.experiment import build_plan, load_experiment
 from topology.results import load_result
+from topology.schema.fields import cli_number
 
 MODES = {"graph": "workload.cuda_graphs=true", "eager": "workload.cuda_graphs=false"}
 TAIL_LINES_KEPT = 60
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, metavar="REGEX", help="run only entries whose name matches")
     parser.add_argument("--skip-existing", action="store_true", help="skip entries whose result file exists")
     parser.add_argument("--backend", choices=("auto", "nccl", "gloo"), default="auto")
-    parser.add_argument("--timeout-s", type=float, default=None, help="per-rank timeout of each entry")
+    parser.add_argument("--timeout-s", type=cli_number("positive"), default=None, help="per-rank timeout of each entry")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override applied to every entry before its own (e.g. cluster=h200x1 on an H200)")
     args = parser.parse_args(argv)

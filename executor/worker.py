@@ -48,8 +48,9 @@ from serving.setup import experiment_is_serving
 from topology.atomic_io import check_output_file, write_bytes_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, build_plan, load_experiment
-from topology.plan import Plan, load_plan_json
+from topology.plan import Plan, check_plan_on_cluster, load_plan_json
 from topology.results import HardwareDetails, RunResult, write_result
+from topology.schema.fields import cli_number
 
 BACKENDS = ("auto", "nccl", "gloo")
 SDPA_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION",
@@ -70,7 +71,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", default=None, metavar="OUT",
                         help="write a torch.profiler Chrome trace per rank (OUT with .rankN inserted)")
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="nccl on GPUs, gloo on CPU (auto)")
-    parser.add_argument("--timeout-s", type=float, default=None,
+    parser.add_argument("--timeout-s", type=cli_number("positive"), default=None,
                         help=f"end the run if a peer is silent this long (default {DEFAULT_TIMEOUT_GPU_S:.0f} on GPU, "
                              f"{DEFAULT_TIMEOUT_CPU_S:.0f} on CPU)")
     parser.add_argument("--fill", choices=FILLS, default="seeded",
@@ -144,6 +145,7 @@ def resolve(args: argparse.Namespace) -> tuple[Experiment, str, Plan]:
         if plan.model != experiment.model:
             raise LayerwiseError("--plan", f"{args.plan!r} is a plan for model {plan.model.name!r}, "
                                            f"not the experiment's {experiment.model.name!r}")
+        check_plan_on_cluster(plan, experiment.cluster, "--plan")
         return experiment, Path(args.plan).name.removesuffix(".json").removesuffix(".plan"), plan
     plan_name = args.plan or experiment.plan_names[0]
     return experiment, plan_name, build_plan(experiment, plan_name)

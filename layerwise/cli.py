@@ -48,6 +48,18 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _empty_value(args: list[str]) -> str | None:
+    """No option takes an empty value (``--json ''`` would write nothing and say nothing)."""
+    for position, word in enumerate(args):
+        if word.startswith("--") and word.endswith("="):
+            return f"{word[:-1]} is given an empty value"
+        if word == "" and position > 0 and args[position - 1].startswith("-"):
+            return f"{args[position - 1]} is given an empty value"
+        if word == "":
+            return "an empty argument"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     interrupts.install()
     args = list(sys.argv[1:] if argv is None else argv)
@@ -65,6 +77,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"layerwise: error: unknown command {args[0]!r}\n\n{_usage()}", file=sys.stderr)
             return 2
         command = args.pop(0)
+    empty = _empty_value(args)
+    if empty is not None:
+        print(f"layerwise {command}: error: {empty} (see layerwise {command} --help)", file=sys.stderr)
+        return 2
+    try:
+        return _run(command, args)
+    except LayerwiseError as exc:
+        print(f"layerwise {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except interrupts.Interrupted as stop:  # at any point: importing the command, parsing, running
+        print(f"layerwise {command}: {stop}", file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:  # raised before the handler was installed, or by a library that re-raises
+        print(f"layerwise {command}: interrupted by SIGINT", file=sys.stderr)
+        return 130
+
+
+def _run(command: str, args: list[str]) -> int:
     module_name, summary = COMMANDS[command]
     try:
         module = importlib.import_module(module_name)
@@ -74,14 +104,5 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog=f"layerwise {command}", description=summary)
     module.add_arguments(parser)
     parsed = parser.parse_args(args)
-    try:
-        return int(module.run(parsed) or 0)
-    except LayerwiseError as exc:
-        print(f"layerwise {command}: error: {exc}", file=sys.stderr)
-        return 2
-    except interrupts.Interrupted as stop:
-        print(f"layerwise {command}: {stop}", file=sys.stderr)
-        return stop.exit_code
-    except KeyboardInterrupt:  # raised before the handler was installed, or by a library that re-raises
-        print(f"layerwise {command}: interrupted by SIGINT", file=sys.stderr)
-        return 130
+    interrupts.check()  # a signal lost while a module was imported (a finalizer swallowed it) acts here
+    return int(module.run(parsed) or 0)

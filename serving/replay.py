@@ -18,10 +18,8 @@ Pure (no torch, no SimPy), like the rest of ``serving``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from serving.batch import IterationPlan
 from serving.driver import IterationRecord, ServingRun, run_serving
@@ -29,6 +27,7 @@ from serving.requests import RequestSpec
 from serving.run_record import ServingRunRecord, serving_record_from_dict
 from serving.setup import serving_setup_from_dict
 from serving.sources import OpenLoopSource, RequestSource, request_source
+from topology.datafile import load_json_file
 from topology.errors import LayerwiseError
 
 
@@ -150,11 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("record", help="a serving run JSON (layerwise-serving-run)")
     args = parser.parse_args(argv)
     try:
-        path = Path(args.record)
-        try:
-            raw = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise LayerwiseError("record", f"{args.record}: cannot read a JSON file ({exc})") from None
+        raw = load_json_file(args.record, "record")  # a regular file of bounded size, one line if not JSON
         comparison = replay_record(serving_record_from_dict(raw, args.record))
     except LayerwiseError as exc:
         print(f"serving.replay: error: {exc}", file=sys.stderr)

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from serving.fields import one_of
+from topology.datafile import read_text_file
 from topology.errors import LayerwiseError
 
 TRACE_FORMATS = ("auto", "simple", "azure", "burstgpt")
@@ -65,8 +66,6 @@ def read_trace(path: str | Path, trace_format: str = "auto", field: str = "trace
     (``workload.trace.ContextTokens: row 7 of conv.csv: ...``)."""
     one_of(f"{field}.format", trace_format, TRACE_FORMATS)
     file = Path(path)
-    if not file.is_file():
-        raise LayerwiseError(f"{field}.path", f"no such file: {str(path)!r}")
     header, rows = _read_rows(file, field)
     chosen = _detect(header, file, field) if trace_format == "auto" else trace_format
     time_column, prompt_column, output_column = COLUMNS[chosen]
@@ -101,7 +100,7 @@ def _frozen(values: np.ndarray) -> np.ndarray:
 
 def _read_rows(file: Path, field: str) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
     """The header and the (1-based data row number, row) pairs of a CSV or JSONL file."""
-    text = file.read_text(encoding="utf-8-sig")
+    text = read_text_file(file, f"{field}.path").removeprefix("\ufeff")  # a regular file of bounded size
     if file.suffix.lower() == ".jsonl":
         rows: list[tuple[int, dict[str, Any]]] = []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -111,15 +110,21 @@ def _read_rows(file: Path, field: str) -> tuple[list[str], list[tuple[int, dict[
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise LayerwiseError(f"{field}.path", f"line {number} of {file.name} is not JSON ({exc.msg})") from None
+            except (ValueError, RecursionError):  # an integer of too many digits, or nesting too deep
+                raise LayerwiseError(f"{field}.path", f"line {number} of {file.name} is not JSON a trace row "
+                                                      "can hold (too many digits or nested too deeply)") from None
             if not isinstance(row, dict):
                 raise LayerwiseError(f"{field}.path", f"line {number} of {file.name} is not a JSON object")
             rows.append((number, row))
         header = list(rows[0][1]) if rows else []
         return header, rows
     reader = csv.DictReader(text.splitlines())
-    header = [name.strip() for name in reader.fieldnames or []]
-    reader.fieldnames = header
-    return header, [(number, row) for number, row in enumerate(reader, start=1)]
+    try:
+        header = [name.strip() for name in reader.fieldnames or []]
+        reader.fieldnames = header
+        return header, [(number, row) for number, row in enumerate(reader, start=1)]
+    except csv.Error as exc:  # a field past the csv module's limit, a NUL byte...
+        raise LayerwiseError(f"{field}.path", f"{file.name} is not a CSV trace ({exc})") from None
 
 
 def _detect(header: list[str], file: Path, field: str) -> str:

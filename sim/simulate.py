@@ -20,16 +20,19 @@ from sim.engine import simulate_events
 from sim.inputs import SimInputs
 from sim.results import build_metrics
 from sim.trace import write_trace
+from sim.work import MAX_STAGE_PASSES, check_event_work
 from topology.results import Metrics, RunResult
 
 TRACE_ITERATIONS = 2  # measured iterations written to a trace (a whole run would be millions of slices)
 
 
 def simulate(inputs: SimInputs, trace_path: str | None = None,
-             progress: Callable[[int, int], None] | None = None) -> RunResult:
+             progress: Callable[[int, int], None] | None = None, max_passes: int = MAX_STAGE_PASSES) -> RunResult:
     """Simulate the plan event by event (warmup, then measured iterations); ``progress(done, total)``
-    hears of the iterations as they finish."""
+    hears of the iterations as they finish. A run past ``max_passes`` stage passes, or one that would not
+    fit in free memory, is refused before it starts (:mod:`sim.work`)."""
     experiment, plan, cost = inputs.experiment, inputs.plan, inputs.basis.cost
+    check_event_work(plan, experiment.workload, max_passes)
     record = simulate_events(plan, experiment.workload, experiment.cluster, cost,
                              trace_iterations=TRACE_ITERATIONS if trace_path else 0, progress=progress)
     metrics = build_metrics(plan, experiment.workload, record, cost.params.to_dict())

@@ -6,12 +6,11 @@ chrome://tracing. Only the first ``trace_iterations`` measured iterations are re
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from sim.recorder import TraceSlice
-from topology.atomic_io import write_text_atomic
+from topology.atomic_io import json_text, write_text_atomic
 
 US_PER_S = 1e6
 
@@ -46,4 +45,4 @@ def _slice(tid: int, name: str, category: str, start_s: float, duration_s: float
 
 def write_trace(path: str | Path, slices: list[TraceSlice], devices: tuple[str, ...], label: str) -> Path:
     doc = {"traceEvents": trace_events(slices, devices, label), "displayTimeUnit": "ms"}
-    return write_text_atomic(path, json.dumps(doc, sort_keys=True) + "\n")
+    return write_text_atomic(path, json_text(doc, indent=None))

@@ -9,8 +9,13 @@ work, so a bad ``--json``/``--out`` fails in a second, not after the run.
 from __future__ import annotations
 
 import json
+import math
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,20 +34,30 @@ def check_output_file(path: str | Path, option: str) -> Path:
     Raises :class:`LayerwiseError` naming ``option`` (the flag, e.g. ``--json``) and the path.
     """
     target = Path(path)
-    if str(path).endswith(("/", os.sep)) or target.is_dir():
-        raise LayerwiseError(option, f"{str(path)!r} is a folder; give a file name")
-    if target.exists() and not target.is_file():
-        raise LayerwiseError(option, f"{str(path)!r} exists and is not a regular file")
-    _check_folder_takes_files(target.parent, option, str(path))
+    if not str(path):
+        raise LayerwiseError(option, "is empty; give a file name")
+    try:
+        if str(path).endswith(("/", os.sep)) or target.is_dir():
+            raise LayerwiseError(option, f"{str(path)!r} is a folder; give a file name")
+        if target.exists() and not target.is_file():
+            raise LayerwiseError(option, f"{str(path)!r} exists and is not a regular file")
+        _check_folder_takes_files(target.parent, option, str(path))
+    except OSError as exc:  # a name past NAME_MAX or PATH_MAX
+        raise LayerwiseError(option, f"cannot write {str(path)[:120]!r}: {exc.strerror or exc}") from None
     return target
 
 
 def check_output_folder(path: str | Path, option: str) -> Path:
     """Check, before any work, that files can be written inside the folder ``path``; return it."""
     target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise LayerwiseError(option, f"{str(path)!r} is a file, not a folder")
-    _check_folder_takes_files(target, option, str(path))
+    if not str(path):
+        raise LayerwiseError(option, "is empty; give a folder name")
+    try:
+        if target.exists() and not target.is_dir():
+            raise LayerwiseError(option, f"{str(path)!r} is a file, not a folder")
+        _check_folder_takes_files(target, option, str(path))
+    except OSError as exc:  # a name past NAME_MAX or PATH_MAX
+        raise LayerwiseError(option, f"cannot write {str(path)[:120]!r}: {exc.strerror or exc}") from None
     return target
 
 
@@ -98,6 +113,79 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     return target
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every NaN or infinity replaced by null: JSON has no such numbers (``NaN`` in a file is not
+    JSON, and other readers refuse it). Inputs are checked finite (:mod:`topology.schema`), so what is left
+    non-finite is a value that does not exist (a band without a bound)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: finite_json(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_json(value) for value in obj]
+    return obj
 
+
+def metadata_block(wall_s: float) -> dict[str, Any]:
+    """The one part of a JSON output that differs from run to run (README "Outputs"): when it was made
+    and how long it took. Everything outside it is the same, byte for byte, for the same inputs."""
+    return {"created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_s": wall_s}
+
+
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """The one way outputs are written as JSON: sorted keys, finite numbers only, a final newline."""
+    return json.dumps(finite_json(obj), indent=indent, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    return write_text_atomic(path, json_text(obj))
+
+
+
+STAGING_INFIX = ".staging-"  # a folder being written beside its target: ``.NAME.staging-XXXX``
+
+
+@contextmanager
+def staged_folder(target: str | Path, replaceable: tuple[str, ...]) -> Iterator[Path]:
+    """Write a folder whole or not at all: the block writes into a new folder beside ``target``, which is
+    renamed into place when the block ends (any exception, an interrupt included, removes it instead).
+    ``target`` may exist only as an empty folder or as an earlier output (holding one of ``replaceable``, the
+    names this output writes); that one is replaced. Two writers of one target end with one writer's whole
+    folder: each rename is atomic, and the later one replaces the earlier."""
+    final = Path(target)
+    _check_replaceable(final, replaceable)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}{STAGING_INFIX}", dir=final.parent))
+    try:
+        yield stage
+        os.chmod(stage, 0o777 & ~_umask())
+        _rename_into_place(stage, final, replaceable)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _check_replaceable(final: Path, replaceable: tuple[str, ...]) -> None:
+    if final.is_dir() and any(final.iterdir()) and not any((final / name).exists() for name in replaceable):
+        raise LayerwiseError("--out", f"{str(final)!r} holds other files; give a new or empty folder, or an "
+                                      f"earlier output (with {replaceable[0]})")
+
+
+def _rename_into_place(stage: Path, final: Path, replaceable: tuple[str, ...]) -> None:
+    for _ in range(100):  # another writer may put its folder in place between our two renames: go again
+        old = None
+        if final.exists():
+            _check_replaceable(final, replaceable)
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            try:
+                os.replace(final, old)  # an empty folder is replaced by the old output (rename(2) allows it)
+            except FileNotFoundError:
+                pass  # the other writer moved it first
+        try:
+            os.rename(stage, final)
+            return
+        except OSError:
+            continue
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    raise LayerwiseError("--out", f"cannot put the output in place at {str(final)!r}: other writers keep replacing it")

@@ -6,7 +6,10 @@ number carries its source; ``sourced_value`` unwraps them and refuses a bare num
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,17 +44,46 @@ def load_preset(kind: str, name: str) -> dict[str, Any]:
     return parse_yaml(entry.read_text(encoding="utf-8"), f"{kind}/{name}.yaml")
 
 
-def read_text_file(path: str | Path, field: str) -> str:
-    """A UTF-8 text file's contents; a missing, unreadable or binary file is a one-line error naming ``field``."""
+MAX_INPUT_BYTES = 256 * 2**20  # an input file larger than this is refused (the largest trace shipped: 1.6 MB)
+MAX_YAML_ALIASES = 20  # aliases in one document (4 levels of 5 expand a node at most 625 times: no "billion laughs")
+
+
+def read_text_file(path: str | Path, field: str, max_bytes: int = MAX_INPUT_BYTES) -> str:
+    """A UTF-8 text file's contents, read safely: only a regular file (not a FIFO, a device, a folder),
+    at most ``max_bytes``; a missing, unreadable, too large, binary or over-long name is one
+    :class:`LayerwiseError` line naming ``field``."""
     file_path = Path(path)
+    shown = str(file_path) if len(str(file_path)) <= 120 else str(file_path)[:117] + "..."
     try:
-        return file_path.read_text(encoding="utf-8")
+        fd = os.open(file_path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once instead of waiting
     except FileNotFoundError:
-        raise LayerwiseError(field, f"no such file: {str(file_path)!r}") from None
+        raise LayerwiseError(field, f"no such file: {shown!r}") from None
     except OSError as exc:
-        raise LayerwiseError(field, f"cannot read {str(file_path)!r}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise LayerwiseError(field, f"{str(file_path)!r} is not UTF-8 text") from None
+        raise LayerwiseError(field, f"cannot read {shown!r}: {_reason(exc)}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise LayerwiseError(field, f"{shown!r} is not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        if info.st_size > max_bytes:
+            raise LayerwiseError(field, f"{shown!r} is {info.st_size:,} bytes, more than the {max_bytes:,} "
+                                        "an input file may hold")
+        try:
+            data = handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise LayerwiseError(field, f"cannot read {shown!r}: {_reason(exc)}") from None
+    if len(data) > max_bytes:
+        raise LayerwiseError(field, f"{shown!r} grew past {max_bytes:,} bytes while it was read")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LayerwiseError(field, f"{shown!r} is not UTF-8 text (byte {exc.start:,})") from None
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENAMETOOLONG:
+        return "the name is too long for the file system (NAME_MAX / PATH_MAX)"
+    return str(exc.strerror or exc)
 
 
 def load_json_file(path: str | Path, field: str) -> Any:
@@ -61,13 +93,54 @@ def load_json_file(path: str | Path, field: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise LayerwiseError(field, f"{str(path)!r} is not valid JSON ({exc.msg})") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise LayerwiseError(field, f"{str(path)!r} is not valid JSON ({str(exc).split(';')[0]})") from None
+    except RecursionError:
+        raise LayerwiseError(field, f"{str(path)!r} is not valid JSON (nested too deeply)") from None
+
+
+def path_given(path: str | Path) -> bool:
+    """Whether ``path`` names something on disk (of any kind) or is too long to be a preset's name: then it is
+    read as a file (:func:`read_text_file` says what is wrong with it), not looked up among the presets."""
+    text = str(path)
+    return os.path.lexists(text) or len(os.path.basename(text).encode()) > NAME_MAX or len(text.encode()) >= PATH_MAX
+
+
+NAME_MAX = 255  # bytes in one path component (Linux)
+PATH_MAX = 4096  # bytes in a path (Linux)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """yaml's safe loader, refusing a document that uses anchors more than :data:`MAX_YAML_ALIASES`
+    times: a 1 KB file of nested aliases otherwise expands to gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases_seen = getattr(self, "aliases_seen", 0) + 1
+            if self.aliases_seen > MAX_YAML_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases")
+        return super().compose_node(parent, index)
+
+
+def safe_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with aliases bounded (:class:`_BoundedLoader`); raises ``yaml.YAMLError``."""
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def parse_yaml(text: str, origin: str) -> dict[str, Any]:
     try:
-        loaded = yaml.safe_load(text)
+        loaded = safe_yaml(text)
     except yaml.YAMLError as exc:
-        raise LayerwiseError(origin, f"not valid YAML ({exc.__class__.__name__})") from None
+        detail = f": {exc}" if "aliases" in str(exc) else ""
+        raise LayerwiseError(origin, f"not valid YAML ({exc.__class__.__name__}{detail})") from None
+    except RecursionError:
+        raise LayerwiseError(origin, "not valid YAML (nested too deeply)") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise LayerwiseError(origin, f"not valid YAML ({str(exc).split(';')[0]})") from None
     if not isinstance(loaded, dict):
         raise LayerwiseError(origin, "must hold a mapping at the top level")
     return loaded

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from topology.cluster import Cluster, cluster_from_dict, load_cluster
-from topology.datafile import DATA_PACKAGE, parse_yaml, preset_names, read_text_file
+from topology.datafile import DATA_PACKAGE, parse_yaml, path_given, preset_names, read_text_file, safe_yaml
 from topology.errors import LayerwiseError
 from topology.model import ModelSpec, load_model, model_from_dict
 from topology.partition import (
@@ -41,7 +41,7 @@ from topology.partition import (
     partition_min_max_bytes,
     partition_tp_pp,
 )
-from topology.plan import Plan, load_plan_json
+from topology.plan import Plan, check_plan_on_cluster, load_plan_json
 from topology.workload import Workload, check_positive_int, workload_from_dict
 
 TOP_LEVEL_KEYS = {"name", "description", "model", "cluster", "workload", "plan", "plans", "profile",
@@ -109,7 +109,7 @@ def experiment_names(serving: bool | None = None) -> list[str]:
 def _experiment_text(path_or_name: str) -> tuple[str, str, str]:
     """(text, origin, base_dir) for a path, or for a shipped experiment name."""
     path = Path(path_or_name)
-    if path.is_file():
+    if path_given(path_or_name):  # a file, a FIFO, a folder, or a name too long to look up: read it (or say why not)
         return read_text_file(path, "experiment"), str(path), str(path.resolve().parent)
     entry = resources.files(DATA_PACKAGE).joinpath("experiments").joinpath(f"{path_or_name}.yaml")
     if path.suffix == "" and entry.is_file():
@@ -129,8 +129,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if not parts:
             raise LayerwiseError("--set", f"{item!r} has an empty key")
         try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
+            value = safe_yaml(text)
+        except (yaml.YAMLError, RecursionError):
             value = text
         _check_plan_exists(result, parts, key.strip())
         node = result
@@ -288,6 +288,7 @@ def build_plan(experiment: Experiment, plan_name: str, optimizer: Optimizer | No
                 f"plans.{plan_name}.file",
                 f"plan is for model {plan.model.name!r}, not {experiment.model.name!r}",
             )
+        check_plan_on_cluster(plan, experiment.cluster, f"plans.{plan_name}.file")
         return plan
     partitioner = spec.pop("partitioner")
     if partitioner == OPTIMAL:

@@ -120,6 +120,9 @@ def model_from_dict(raw: dict[str, Any], default_name: str = "inline") -> ModelS
             hidden, heads = raw["hidden_size"], raw["num_heads"]
             derivable = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (hidden, heads))
             # when not derivable, ModelSpec names the bad hidden_size / num_heads first
+            if derivable and hidden % heads:  # the one place a head width is derived: never rounded down
+                raise LayerwiseError("model.head_dim", f"not given, and num_heads={heads} does not divide "
+                                                       f"hidden_size={hidden}; give head_dim")
             values[key] = hidden // heads if derivable else None
         elif key == "gated_mlp":
             values[key] = raw.get(key, True)

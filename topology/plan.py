@@ -11,9 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from topology.cluster import Cluster
+from topology.datafile import load_json_file
 from topology.errors import LayerwiseError, reading
 from topology.footprint import Footprint
 from topology.model import ModelSpec, model_from_dict, tp_degree_problem
+from topology.schema.check import validated
+from topology.schema.plan import PlanFile, plan_problem_on_cluster
 
 PLAN_SCHEMA_VERSION = 2  # 2: stages no longer carry a weight residence (the simulator decides it)
 READABLE_PLAN_VERSIONS = (1, 2)
@@ -189,15 +193,17 @@ class Plan:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-def plan_from_dict(raw: dict[str, Any]) -> Plan:
-    """Rebuild (and so re-validate) a Plan from its JSON form."""
+def plan_from_dict(raw: dict[str, Any], origin: str = "plan") -> Plan:
+    """Rebuild (and so re-validate) a Plan from its JSON form, checked first by its schema
+    (:mod:`topology.schema.plan`; ``origin`` names the file in an error)."""
     if not isinstance(raw, dict):
         raise LayerwiseError("plan", f"must be a JSON object, got {type(raw).__name__}")
+    version = raw.get("schema_version")
+    if version not in READABLE_PLAN_VERSIONS:
+        raise LayerwiseError("plan.schema_version",
+                             f"{version!r} is not one of the supported {READABLE_PLAN_VERSIONS}")
+    validated(PlanFile, raw, origin, "plan")
     with reading("plan"):
-        version = raw.get("schema_version")
-        if version not in READABLE_PLAN_VERSIONS:
-            raise LayerwiseError("plan.schema_version",
-                                 f"{version!r} is not one of the supported {READABLE_PLAN_VERSIONS}")
         stages = tuple(
             Stage(
                 index=int(s["index"]),
@@ -227,11 +233,14 @@ def plan_from_dict(raw: dict[str, Any]) -> Plan:
 
 
 def load_plan_json(path: str | Path) -> Plan:
-    file_path = Path(path)
-    if not file_path.is_file():
-        raise LayerwiseError("plan.file", f"no such file: {str(file_path)!r}")
-    try:
-        raw = json.loads(file_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise LayerwiseError("plan.file", f"{str(file_path)!r} is not valid JSON ({exc.msg})") from None
-    return plan_from_dict(raw)
+    return plan_from_dict(load_json_file(path, "plan.file"), str(path))
+
+
+def check_plan_on_cluster(plan: Plan, cluster: Cluster, field: str) -> None:
+    """A plan (a saved file) runs only on a cluster that has its devices and the HBM its stages need
+    (:func:`topology.schema.plan.plan_problem_on_cluster`); raise naming ``field`` otherwise."""
+    problem = plan_problem_on_cluster(
+        plan.devices, tuple(stage.footprint.total_bytes for stage in plan.stages), plan.device_hbm_capacity_bytes,
+        cluster.name, cluster.devices, cluster.gpu.hbm_capacity_bytes)
+    if problem is not None:
+        raise LayerwiseError(field, f"plan {plan.describe()} {problem}")

@@ -9,6 +9,7 @@ validation; the simulator documents the names it understands and rejects unknown
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,11 +18,11 @@ from typing import Any
 from topology.accuracy import BandLookup, RegimeError, band_for, regime_error_from_dict
 from topology.atomic_io import write_json_atomic
 from topology.cluster import Cluster
-from topology.datafile import data_dir, load_json_file
+from topology.datafile import data_dir, load_json_file, path_given
 from topology.errors import LayerwiseError, reading
 from topology.hardware import gpu_names, gpu_preset_for_device, load_gpu
-
-PROFILE_SCHEMA_VERSION = 1
+from topology.schema.check import validated
+from topology.schema.profile import PROFILE_SCHEMA_VERSION, ProfileFile
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,16 @@ class HardwareProfile:
     schema_version: int = PROFILE_SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON form; a band without a bound (NaN) is written as null, so the file is valid JSON."""
+        raw = asdict(self)
+        for entry in raw["validation"]:
+            if isinstance(entry.get("bound"), float) and math.isnan(entry["bound"]):
+                entry["bound"] = None
+        return raw
 
 
-def profile_from_dict(raw: dict[str, Any]) -> HardwareProfile:
+def profile_from_dict(raw: dict[str, Any], origin: str = "profile") -> HardwareProfile:
+    """A profile from its JSON form, checked first by its schema (:mod:`topology.schema.profile`)."""
     if not isinstance(raw, dict):
         raise LayerwiseError("profile", f"must be a JSON object, got {type(raw).__name__}")
     if raw.get("schema_version") != PROFILE_SCHEMA_VERSION:
@@ -108,6 +115,7 @@ def profile_from_dict(raw: dict[str, Any]) -> HardwareProfile:
             "profile.schema_version",
             f"{raw.get('schema_version')!r} is not the supported {PROFILE_SCHEMA_VERSION}",
         )
+    validated(ProfileFile, raw, origin, "profile")
     with reading("profile"):
         p = dict(raw["params"])
         params = ProfileParams(
@@ -151,9 +159,9 @@ def shipped_profile_name(gpu_preset: str) -> str | None:
 def load_profile(path: str | Path) -> HardwareProfile:
     """A profile JSON file, or a shipped profile by name (``h100-sxm``: ``topology/data/profiles``)."""
     shipped = data_dir("profiles").joinpath(f"{path}.json")
-    if not Path(path).is_file() and Path(str(path)).suffix == "" and shipped.is_file():
+    if not path_given(path) and Path(str(path)).suffix == "" and shipped.is_file():
         return profile_from_dict(json.loads(shipped.read_text(encoding="utf-8")))
-    return profile_from_dict(load_json_file(path, "profile"))
+    return profile_from_dict(load_json_file(path, "profile"), str(path))
 
 
 def profile_gpu_model(gpu_name: str) -> str | None:

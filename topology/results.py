@@ -19,6 +19,8 @@ from typing import Any
 from topology.atomic_io import write_json_atomic
 from topology.datafile import load_json_file
 from topology.errors import LayerwiseError, reading
+from topology.schema.check import field_name, validated
+from topology.schema.result import ResultFile, result_model_problem
 
 RESULT_SCHEMA_VERSION = 2
 READABLE_RESULT_VERSIONS = (1, 2)
@@ -295,7 +297,9 @@ def metrics_from_dict(raw: dict[str, Any], version: int = RESULT_SCHEMA_VERSION,
     )
 
 
-def result_from_dict(raw: dict[str, Any]) -> RunResult:
+def result_from_dict(raw: dict[str, Any], origin: str = "result") -> RunResult:
+    """A result from its JSON form, checked first by its schema (:mod:`topology.schema.result`), with its
+    plan and experiment naming the same model."""
     if not isinstance(raw, dict):
         raise LayerwiseError("result", f"must be a JSON object, got {type(raw).__name__}")
     version = raw.get("schema_version")
@@ -303,6 +307,10 @@ def result_from_dict(raw: dict[str, Any]) -> RunResult:
         raise LayerwiseError(
             "result.schema_version", f"{version!r} is not one of the supported {READABLE_RESULT_VERSIONS}"
         )
+    checked = validated(ResultFile, raw, origin, "result")
+    problem = result_model_problem(checked.experiment, checked.plan)
+    if problem is not None:
+        raise LayerwiseError(field_name("result", origin, "plan.model"), problem)
     with reading("result"):
         return RunResult(
             source=str(raw["source"]),
@@ -314,6 +322,12 @@ def result_from_dict(raw: dict[str, Any]) -> RunResult:
             created_utc=str(raw.get("created_utc", "")),
             schema_version=RESULT_SCHEMA_VERSION,  # a version 1 file reads as version 2
         )
+
+
+def looks_like_result(raw: Any) -> bool:
+    """A JSON value meant as a result (it has a source, metrics and a plan), whatever its other fields
+    hold: a validator reads it as one (and says why not), where a profile or a trace beside it is skipped."""
+    return isinstance(raw, dict) and {"source", "metrics", "plan"} <= set(raw)
 
 
 def _with_label(metrics: Metrics, plan: dict[str, Any]) -> Metrics:
@@ -330,4 +344,4 @@ def write_result(path: str | Path, result: RunResult) -> Path:
 
 
 def load_result(path: str | Path) -> RunResult:
-    return result_from_dict(load_json_file(path, "path"))
+    return result_from_dict(load_json_file(path, "path"), str(path))

@@ -21,7 +21,7 @@ from topology.experiment import Experiment, experiment_from_dict
 from topology.hardware import gpu_names, gpu_preset_for_device, load_gpu
 from topology.imported import imported_from_dict, is_imported, run_results
 from topology.plan import Plan, plan_from_dict
-from topology.results import RunResult, result_from_dict
+from topology.results import RunResult, looks_like_result, result_from_dict
 
 
 @dataclass(frozen=True)
@@ -235,10 +235,9 @@ def _file_results(path: Path) -> list[tuple[str, str, RunResult]]:
             raise LayerwiseError(f"results {str(path)!r}", f"node.gpu {imported.node.get('gpu')!r} matches no GPU "
                                                             "data file")
         return [(f"{imported.name}/{r.plan_name}", f"{path}#{r.plan_name}", r) for r in run_results(imported, preset)]
-    try:
-        result = result_from_dict(raw)
-    except (LayerwiseError, AttributeError, TypeError):
+    if not looks_like_result(raw):
         return []  # profiles, traces and other JSON files live beside results
+    result = result_from_dict(raw, str(path))  # a result that does not read is one line, never dropped
     return [(f"{path.parent.name}/{path.stem}", str(path), result)] if result.source == "hardware" else []
 
 

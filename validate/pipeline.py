@@ -16,7 +16,7 @@ import numpy as np
 
 from sim.inputs import ChosenProfile, ProfileChoice, choose_measured_profile
 from topology.accuracy import RegimeError
-from topology.atomic_io import check_output_folder, write_json_atomic
+from topology.atomic_io import check_output_folder, staged_folder, write_json_atomic
 from topology.errors import LayerwiseError
 from topology.profile import HardwareProfile, write_profile
 from validate.coverage import Coverage, nested_coverage
@@ -46,6 +46,7 @@ from validate.traces import find_profiled_trace
 
 FITTED_PROFILE_NAME = "fitted-profile.json"
 SUMMARY_NAME = "validation.json"
+REPORT_NAMES = (MARKDOWN_NAME, SUMMARY_NAME, FITTED_PROFILE_NAME)  # an earlier report: --out may replace it
 TIMELINE_STEPS = 2  # steady-state steps drawn in each timeline
 Progress = Callable[[str], None]
 
@@ -226,6 +227,14 @@ def _profile_label(chosen: ChosenProfile) -> str:
     return f"`{chosen.name}` ({chosen.origin}; its measurements, not its fitted parameters)"
 
 
+def _staged(path: Path, out: Path, stage: Path) -> Path:
+    """Where to write ``path`` now: inside the staging folder if it lies inside ``out``."""
+    try:
+        return stage / path.absolute().relative_to(out.absolute())
+    except ValueError:
+        return path
+
+
 def check_request(args: ValidationRequest) -> Path:
     """Before any work: the output folder, the extrapolation targets, the ship path."""
     out = check_output_folder(args.out, "--out")
@@ -234,8 +243,15 @@ def check_request(args: ValidationRequest) -> Path:
 
 
 def run_validation(args: ValidationRequest, progress: Progress = _progress) -> ValidationOutcome:
-    """The whole pipeline; see the module docstring."""
+    """The whole pipeline; see the module docstring. The report folder is written whole or not at all
+    (:func:`topology.atomic_io.staged_folder`: beside ``--out``, renamed into place at the end)."""
     out = check_request(args)
+    with staged_folder(out, REPORT_NAMES) as stage:
+        return _validate_into(args, out, stage, progress)
+
+
+def _validate_into(args: ValidationRequest, out: Path, stage: Path, progress: Progress) -> ValidationOutcome:
+    """The pipeline, writing into ``stage`` what will be ``out`` (paths shown and recorded name ``out``)."""
     loaded = load_measurements(list(args.results))
     measurements = [m for m in loaded if m.kernel_ablation is None]
     excluded = tuple(f"`{m.key}` ({m.kernel_ablation})" for m in loaded if m.kernel_ablation is not None)
@@ -270,11 +286,12 @@ def run_validation(args: ValidationRequest, progress: Progress = _progress) -> V
             "unconstrained_params": list(validation.final_fit.unconstrained)}},
         raw=fitted.raw, source="validate-fit", validation=bands,
     )
-    fitted_path = write_profile(out / FITTED_PROFILE_NAME, fitted)
+    write_profile(stage / FITTED_PROFILE_NAME, fitted)
+    fitted_path = out / FITTED_PROFILE_NAME
     if ship_path is not None:
-        write_profile(ship_path, shipped_profile(fitted, fitted_path, args.results))
+        write_profile(_staged(ship_path, out, stage), shipped_profile(fitted, fitted_path, args.results))
 
-    timelines = _timelines(validation, fitted, out)
+    timelines = _timelines(validation, fitted, stage)
     measured_devices = max(m.plan.num_devices for m in measurements)
     unmeasured = unmeasured_experiments(measured_devices, {m.experiment.model.dtype_bytes for m in measurements})
     extrapolation, extrapolation_note = _extrapolate(args, fitted, base, measurements[0].gpu_name, unmeasured)
@@ -303,7 +320,7 @@ def run_validation(args: ValidationRequest, progress: Progress = _progress) -> V
         compared_unmatched=unmatched,
         coverage=coverage,
     )
-    markdown, page = write_report(out, data)
-    write_json_atomic(out / SUMMARY_NAME, _summary_json(validation, fitted_path, rankings, compared, coverage))
+    markdown, page = (out / written.name for written in write_report(stage, data))
+    write_json_atomic(stage / SUMMARY_NAME, _summary_json(validation, fitted_path, rankings, compared, coverage))
     written = (str(markdown), str(page), str(fitted_path), *((str(ship_path),) if ship_path is not None else ()))
     return ValidationOutcome(bands=bands, fitted_values=dict(validation.final_fit.values), written=written)

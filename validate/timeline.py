@@ -10,6 +10,8 @@ from typing import Any
 
 from topology.datafile import load_json_file
 from topology.errors import LayerwiseError
+from topology.schema.check import validated
+from topology.schema.trace import TraceFile
 
 MAX_BARS = 4000  # a window of a long trace is drawn, not the whole run
 US_PER_S = 1e6  # Chrome trace timestamps and durations are microseconds
@@ -61,7 +63,9 @@ def _row_names(events: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
 def load_trace_bars(path: str | Path, gpu_only: bool = False) -> list[Bar]:
     """Complete events of a trace as bars, time from the first event; ``gpu_only`` keeps
     torch.profiler's device-side categories (kernels, memcpy, memset) only."""
-    events = _events(load_json_file(path, "trace"))
+    raw = load_json_file(path, "trace")
+    events = _events(raw)  # "not a Chrome trace" first, then each event's fields
+    validated(TraceFile, raw, str(path), "trace")
     rows = _row_names(events)
     complete = [e for e in events if e.get("ph") == "X" and "ts" in e and "dur" in e]
     if gpu_only:

@@ -67,7 +67,11 @@ def _sections(args: CalibrationRequest) -> tuple[str, ...]:
     for name in [*chosen, *skipped]:
         if name not in SECTIONS:
             raise LayerwiseError("--only/--skip", f"unknown section {name!r} (known: {', '.join(SECTIONS)})")
-    return tuple(s for s in SECTIONS if s in chosen and s not in skipped)
+    sections = tuple(s for s in SECTIONS if s in chosen and s not in skipped)
+    if not sections:
+        raise LayerwiseError("--only/--skip", f"leave no section to measure (--only {args.only or 'all'}, "
+                                              f"--skip {args.skip}): the profile would hold no measurement")
+    return sections
 
 def _device(args: CalibrationRequest) -> tuple[Device, int]:
     device_type = args.device

@@ -37,7 +37,7 @@ from serving.setup import ServingSetup, load_serving_setup
 from topology.atomic_io import check_output_file, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import build_plan
-from topology.plan import Plan, load_plan_json
+from topology.plan import Plan, check_plan_on_cluster, load_plan_json
 
 SERVING_ATTENTION = (AUTO, *PATHS)
 FAILURE_EXIT_CODE = 3  # as executor.launch
@@ -59,6 +59,7 @@ def resolve_serving(args: argparse.Namespace) -> tuple[ServingSetup, str, Plan]:
     experiment = setup.experiment
     if args.plan and args.plan.endswith(".json"):
         plan = load_plan_json(args.plan)
+        check_plan_on_cluster(plan, experiment.cluster, "--plan")  # its devices exist, its stages fit their HBM
         if plan.model != experiment.model:
             raise LayerwiseError("--plan", f"{args.plan!r} is a plan for model {plan.model.name!r}, "
                                            f"not the experiment's {experiment.model.name!r}")

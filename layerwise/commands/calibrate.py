@@ -11,11 +11,12 @@ from executor.calibrate.run import CPU_MODELS, GPU_MODELS, SECTIONS, Calibration
 from executor.calibrate.summary import summary_table
 from topology.atomic_io import check_output_file
 from topology.profile import load_profile
+from topology.schema.fields import cli_number
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="profile.json", help="profile JSON to write (default: profile.json)")
-    parser.add_argument("--gpus", type=int, default=None, help="GPUs to use (default: all visible)")
+    parser.add_argument("--gpus", type=cli_number("count"), default=None, help="GPUs to use (default: all visible)")
     parser.add_argument("--model", action="append", default=None, metavar="PRESET",
                         help=f"model preset whose weight shapes to measure (repeatable; default: "
                              f"{', '.join(GPU_MODELS)}; on cpu: {', '.join(CPU_MODELS)})")
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cpu: a plumbing run with tiny sizes (numbers mean nothing)")
     parser.add_argument("--only", default=None, help=f"comma-separated sections to run ({','.join(SECTIONS)})")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random test data")
+    parser.add_argument("--seed", type=cli_number("index"), default=0, help="seed of the random test data")
 
 
 def _request(args: argparse.Namespace) -> CalibrationRequest:

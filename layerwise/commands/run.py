@@ -31,6 +31,7 @@ from executor.worker import (
 )
 from serving.setup import experiment_is_serving
 from topology.plan import Plan
+from topology.schema.fields import cli_number
 
 LAUNCH_OPTIONS = ("--nnodes", "--node-rank", "--rdzv-endpoint", "--rdzv-id", "--rdzv-backend",
                   "--master-addr", "--master-port")
@@ -38,8 +39,8 @@ LAUNCH_OPTIONS = ("--nnodes", "--node-rank", "--rdzv-endpoint", "--rdzv-id", "--
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_worker_arguments(parser)
-    parser.add_argument("--nnodes", type=int, default=1, help="torchrun: number of nodes (default 1)")
-    parser.add_argument("--node-rank", type=int, default=None, help="torchrun: this node's rank")
+    parser.add_argument("--nnodes", type=cli_number("count"), default=1, help="torchrun: number of nodes (default 1)")
+    parser.add_argument("--node-rank", type=cli_number("index"), default=None, help="torchrun: this node's rank")
     parser.add_argument("--rdzv-endpoint", default=None, help="torchrun: rendezvous host:port (several nodes)")
     parser.add_argument("--rdzv-id", default=None, help="torchrun: rendezvous id")
     parser.add_argument("--rdzv-backend", default=None, help="torchrun: rendezvous backend (e.g. c10d)")

@@ -11,7 +11,6 @@ plan (``--out``, a plan JSON that experiment files and ``layerwise run --plan`` 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -25,9 +24,10 @@ from sim.inputs import resolve_basis
 from sim.search.options import add_search_flags, options_from_flags
 from sim.search.plan_search import search_plans
 from sim.search.result import search_result_to_dict
-from topology.atomic_io import check_output_file, write_text_atomic
+from topology.atomic_io import check_output_file, json_text, metadata_block, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import load_experiment
+from topology.schema.fields import cli_number
 
 DEFAULT_EXPERIMENT = "seed-16xh100"
 
@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", metavar="PNG", default=None,
                         help="Pareto plot of tokens/s against TPOT (default: search-<experiment>.png)")
     parser.add_argument("--no-plot", action="store_true", help="write no plot")
-    parser.add_argument("--confirm", type=int, default=0, metavar="K",
+    parser.add_argument("--confirm", type=cli_number("index"), default=0, metavar="K",
                         help="run the top K plans that fit this machine with the executor (torchrun)")
     parser.add_argument("--confirm-out", metavar="DIR", default=None,
                         help="folder for the confirmation runs (default: confirm-<experiment>/)")
@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     result = search_plans(basis, options_from_flags(args), jobs=args.jobs or os.cpu_count() or 1, progress=_say)
     print(render_search(result))
     if args.json_out:
-        write_text_atomic(args.json_out, json.dumps(search_result_to_dict(result), indent=2, sort_keys=True) + "\n")
+        output = {**search_result_to_dict(result), "metadata": metadata_block(result.wall_s)}
+        write_text_atomic(args.json_out, json_text(output))
         print(f"wrote {args.json_out}")
     if args.out:
         write_text_atomic(args.out, result.best.plan.to_json() + "\n")

@@ -11,7 +11,6 @@ A long simulation (a growing context) shows its progress; Ctrl-C stops it with o
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -25,12 +24,14 @@ from serving.setup import experiment_is_serving
 from sim.inputs import Basis, ProfileChoice, resolve_basis
 from sim.resolve import plan_inputs
 from sim.simulate import estimate, simulate
+from sim.work import MAX_STAGE_PASSES
 from topology.accuracy import describe_band
-from topology.atomic_io import check_output_file, write_text_atomic
+from topology.atomic_io import check_output_file, json_text, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import load_experiment
 from topology.plan import Plan
 from topology.results import RunResult
+from topology.schema.fields import cli_number
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override an experiment entry by dotted path (repeatable)")
     parser.add_argument("--analytic", action="store_true", help="the closed-form twin instead of events")
     parser.add_argument("--jobs", type=positive_int, default=None, help="parallel processes for the main job")
+    parser.add_argument("--max-passes", type=cli_number("count"), default=MAX_STAGE_PASSES,
+                        help=f"refuse an event simulation of more stage passes (default {MAX_STAGE_PASSES:.0e})")
 
 
 def add_profile_flags(parser: argparse.ArgumentParser) -> None:
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {path} (trace of {name}: open in ui.perfetto.dev)")
     if args.json_out:
         one_or_list = results[0].to_dict() if len(names) == 1 else [r.to_dict() for r in results]
-        write_text_atomic(args.json_out, json.dumps(one_or_list, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(args.json_out, json_text(one_or_list))
         print(f"wrote {args.json_out}")
     return 0
 
@@ -125,7 +128,8 @@ def _simulate_all(args: argparse.Namespace, basis: Basis, names: list[str],
                 result = estimate(inputs)
             else:
                 progress = ProgressLine(f"simulate {name}", experiment.workload.iterations, "iterations")
-                result = simulate(inputs, trace_path=traces.get(name), progress=progress.update)
+                result = simulate(inputs, trace_path=traces.get(name), progress=progress.update,
+                                  max_passes=args.max_passes)
         except LayerwiseError as exc:
             if len(names) == 1:
                 raise

@@ -18,7 +18,6 @@ import argparse
 import csv
 import io
 import itertools
-import json
 import os
 import sys
 import time
@@ -33,7 +32,7 @@ from sim.inputs import ProfileChoice, resolve_basis
 from sim.parallel import map_parallel
 from sim.resolve import plan_inputs
 from sim.simulate import estimate, simulate
-from topology.atomic_io import check_output_file, write_text_atomic
+from topology.atomic_io import check_output_file, json_text, write_text_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import load_experiment
 
@@ -57,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
-    grid = []
+    grid: list[tuple[str, list[str]]] = []
     for item in items:
         if "=" not in item:
             raise LayerwiseError("--grid", f"{item!r} is not key=v1,v2,...")
@@ -65,6 +64,8 @@ def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
         options = [v.strip() for v in values.split(",") if v.strip()]
         if not key.strip() or not options:
             raise LayerwiseError("--grid", f"{item!r} needs a key and at least one value")
+        if key.strip() in (seen for seen, _ in grid):
+            raise LayerwiseError("--grid", f"key {key.strip()!r} is given twice; give its values in one --grid")
         grid.append((key.strip(), options))
     if not grid:
         raise LayerwiseError("--grid", "give at least one --grid key=v1,v2,...")
@@ -201,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     keys = [key for key, _ in grid]
     rows = run_tasks(tasks, args.jobs or os.cpu_count() or 1, keys)
     if args.out:
-        text = rows_to_csv(rows) if args.out.endswith(".csv") else json.dumps(rows, indent=2, sort_keys=True) + "\n"
+        text = rows_to_csv(rows) if args.out.endswith(".csv") else json_text(rows)
         write_text_atomic(args.out, text)
         print(f"{len(rows)} rows written to {args.out}")
     else:

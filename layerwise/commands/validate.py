@@ -8,6 +8,7 @@ import argparse
 import shlex
 
 from sim.inputs import ProfileChoice
+from topology.schema.fields import cli_number
 from validate.pipeline import ValidationRequest, run_validation
 from validate.regimes import REGIME_CANDIDATES
 
@@ -29,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernels", nargs="+", metavar="DIR", default=[],
                         help="kernels timed alone by shape family (the shape study's kernels/*.json): added to "
                              "the profile's measured points")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of the fold shuffle (default 0)")
+    parser.add_argument("--split-seed", type=cli_number("index"), default=0,
+                        help="seed of the fold shuffle (default 0)")
     parser.add_argument("--extrapolate", action="append", metavar="NAME[@CLUSTER]", default=[],
                         help="an experiment (shipped name or YAML path, optionally on another cluster preset) to "
                              "predict beyond the measured scale; repeatable (default: every shipped experiment "

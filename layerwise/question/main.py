@@ -9,7 +9,6 @@ measured runs, with held-out error by regime) unless ``--profile`` names another
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import replace
@@ -22,7 +21,7 @@ from sim.inputs import ProfileChoice
 from sim.parallel import map_parallel
 from sim.search.options import SearchOptions
 from sim.search.result import search_result_to_dict
-from topology.atomic_io import write_text_atomic
+from topology.atomic_io import json_text, metadata_block, write_text_atomic
 
 TOP_K = 10
 
@@ -60,6 +59,10 @@ def run_main_job(choice: ProfileChoice, overrides: tuple[str, ...], jobs: int,
 
 
 def main_job_json(results: list[CaseResult], path: str) -> None:
-    payload = [{"model": r.case.model, "cluster": r.case.cluster, "error": r.error,
-                "search": search_result_to_dict(r.search) if r.search is not None else None} for r in results]
-    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    """``{"cases": [...], "metadata": {...}}``: the cases are the same for the same inputs; the wall times
+    (the whole job's and each search's) are in the metadata block."""
+    cases = [{"model": r.case.model, "cluster": r.case.cluster, "error": r.error,
+              "search": search_result_to_dict(r.search) if r.search is not None else None} for r in results]
+    metadata = metadata_block(sum(r.wall_s for r in results))
+    metadata["case_wall_s"] = [r.wall_s for r in results]
+    write_text_atomic(path, json_text({"cases": cases, "metadata": metadata}))

@@ -18,8 +18,10 @@ parent ends them when :class:`Interrupted` leaves the pool's ``with`` block.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from types import FrameType
+from typing import Any
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
@@ -49,11 +51,24 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(_pending[0])
 
 
+def _quiet_when_interrupted(unraisable: Any) -> None:
+    """``sys.unraisablehook``: an :class:`Interrupted` raised inside a finalizer is latched and raised again
+    (:func:`check`), so CPython's "Exception ignored in ..." traceback for it is not printed; anything else
+    is reported as before."""
+    if isinstance(unraisable.exc_value, Interrupted):
+        return
+    _default_unraisablehook(unraisable)
+
+
+_default_unraisablehook = sys.unraisablehook
+
+
 def install() -> None:
     """Handle SIGINT and SIGTERM in this (main-thread) process; see the module docstring."""
     if threading.current_thread() is threading.main_thread():
         for signum in HANDLED:
             signal.signal(signum, _handler)
+        sys.unraisablehook = _quiet_when_interrupted
 
 
 def check() -> None:

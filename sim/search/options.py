@@ -24,6 +24,7 @@ from typing import Any
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment
 from topology.partition import OPTIMAL  # the partitioner's name, and that of every plan the search returns
+from topology.schema.fields import cli_number
 
 FAMILIES = ("all", "tp-pp", "layer-wise")
 DEFAULT_TOP_K = 10
@@ -109,15 +110,16 @@ def spec_options(experiment: Experiment, plan_name: str, spec: dict[str, Any]) -
 
 def add_search_flags(parser: argparse.ArgumentParser, microbatches: bool = True) -> None:
     """The search's flags (``microbatches=False`` where the command has its own ``--microbatches``)."""
-    parser.add_argument("--top", type=int, default=DEFAULT_TOP_K, metavar="K",
+    parser.add_argument("--top", type=cli_number("count"), default=DEFAULT_TOP_K, metavar="K",
                         help=f"finalists the events re-rank (default {DEFAULT_TOP_K})")
-    parser.add_argument("--gpus", type=int, default=None, metavar="N", help="search on the first N GPUs only")
-    parser.add_argument("--max-tpot-ms", type=float, default=None, help="decode: TPOT limit")
-    parser.add_argument("--max-ttft-ms", type=float, default=None, help="prefill: mean TTFT limit")
+    parser.add_argument("--gpus", type=cli_number("count"), default=None, metavar="N",
+                        help="search on the first N GPUs only")
+    parser.add_argument("--max-tpot-ms", type=cli_number("positive"), default=None, help="decode: TPOT limit")
+    parser.add_argument("--max-ttft-ms", type=cli_number("positive"), default=None, help="prefill: mean TTFT limit")
     parser.add_argument("--family", choices=FAMILIES, default="all",
                         help="search one family only (default: the whole space)")
     if microbatches:
-        parser.add_argument("--microbatches", type=int, default=None, help="fix the microbatch count")
+        parser.add_argument("--microbatches", type=cli_number("count"), default=None, help="fix the microbatch count")
 
 
 def options_from_flags(args: argparse.Namespace) -> SearchOptions:

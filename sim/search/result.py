@@ -129,5 +129,4 @@ def search_result_to_dict(result: SearchResult) -> dict[str, Any]:
         "resolution": result.resolution,
         "ranked": [candidate_to_dict(c, best) for c in result.ranked],
         "over_limits": [candidate_to_dict(c, best) for c in result.over_limits],
-        "wall_s": result.wall_s,
-    }
+    }  # result.wall_s differs from run to run: the writer puts it in the output's metadata block

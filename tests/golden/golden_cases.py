@@ -23,7 +23,7 @@ from topology.profile import load_profile
 
 RELATIVE = 1e-12
 # Metadata that differs from run to run or machine to machine, left out of every comparison.
-METADATA_KEYS = frozenset({"wall_s", "created_utc", "python", "simpy"})
+METADATA_KEYS = frozenset({"metadata", "wall_s", "created_utc", "python", "simpy"})
 VARIANTS: dict[str, tuple[str, ...]] = {
     "shipped": (),
     "eager": ("workload.cuda_graphs=false",),

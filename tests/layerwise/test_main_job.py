@@ -73,7 +73,7 @@ def test_flags_apply_to_the_main_job_or_say_why_not(tmp_path: Path) -> None:
     assert "with --set workload.batch_size=64 (so the paper's figures are not shown)" in done.stdout
     assert "the closed-form twin only (--analytic)" in done.stdout
     assert "12,800" not in done.stdout.split("VERDICT")[0].split("\n", 1)[1]
-    payload = json.loads((tmp_path / "main.json").read_text())
+    payload = json.loads((tmp_path / "main.json").read_text())["cases"]
     assert len(payload) == 4 and payload[0]["search"]["ranked"][0]["events"] is None
     for flag in ("--plan", "--trace"):
         refused = _layerwise(flag, "x", cwd=tmp_path)

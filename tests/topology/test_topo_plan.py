@@ -166,14 +166,14 @@ def test_plan_from_dict_rejects(tiny_model: ModelSpec, tmp_path: Path) -> None:
     assert error_of(plan_from_dict, {k: v for k, v in raw.items() if k != "schema_version"}).field == (
         "plan.schema_version")
     err = error_of(plan_from_dict, {k: v for k, v in raw.items() if k != "stages"})
-    assert (err.field, err.message) == ("plan", "missing field 'stages'")
+    assert (err.field, err.message) == ("plan.stages", "Field required")
     err = error_of(plan_from_dict, {**raw, "microbatches": "many"})
-    assert err.field == "plan"
+    assert (err.field, err.message) == ("plan.microbatches", "Input should be a valid integer, got 'many'")
     tampered = json.loads(json.dumps(raw))
     tampered["stages"][0]["layer_stop"] = 3
     assert error_of(plan_from_dict, tampered).message == "layer 3 is in no stage"
     tampered["stages"][0].update(layer_stop=4, tp_degree=0, devices=[])
-    assert error_of(plan_from_dict, tampered).field == "stages[0].tp_degree"
+    assert error_of(plan_from_dict, tampered).field == "plan.stages[0].tp_degree"
     assert error_of(plan_from_dict, [raw]).field == "plan"  # type: ignore[arg-type]
     assert error_of(load_plan_json, tmp_path / "none.json").field == "plan.file"
     (tmp_path / "bad.json").write_text("{not json")

@@ -40,8 +40,8 @@ def resolve_capacity_bytes(capacity: str | int, cluster: Cluster) -> int:
     if text == "l2+sram":
         return cluster.gpu.l2_usable_bytes + cluster.gpu.sram_bytes
     try:
-        value = int(float(text))
-    except ValueError:
+        value = int(float(text))  # "1e400" and ".inf" are no byte count: OverflowError
+    except (ValueError, OverflowError):
         raise LayerwiseError(
             "capacity", f"must be one of {CAPACITY_NAMES} or a byte count, got {capacity!r}"
         ) from None

@@ -54,6 +54,9 @@ def tp_choices(model: ModelSpec, cluster: Cluster) -> list[int]:
     return [t for t in range(1, cluster.gpus_per_node + 1) if tp_degree_problem(model, t) is None]
 
 
+MAX_DP_STEPS = 5 * 10**7  # dynamic-program steps min-max-bytes takes on (about a minute on one core)
+
+
 def partition_min_max_bytes(
     model: ModelSpec,
     cluster: Cluster,
@@ -70,6 +73,7 @@ def partition_min_max_bytes(
     choices = tp_choices(model, cluster) if allowed_tp is None else allowed_tp
     group = cluster.gpus_per_node
     layers = model.num_layers
+    _check_work(layers, num_devices, len(choices))
     hbm = cluster.gpu.hbm_capacity_bytes
 
     @cache
@@ -120,6 +124,16 @@ def partition_min_max_bytes(
         schedule=schedule, partitioner="min-max-bytes", microbatches=microbatches,
         notes=(_objective_note(objective, cost_fn is None, len(specs), devices_used),),
     )
+
+
+def _check_work(layers: int, num_devices: int, tp_choices_count: int) -> None:
+    """Refuse, before it starts, a dynamic program past :data:`MAX_DP_STEPS` steps."""
+    steps = layers * (layers + 1) // 2 * num_devices * tp_choices_count
+    if steps > MAX_DP_STEPS:
+        raise LayerwiseError("plan", f"min-max-bytes would take about {steps:.3g} steps ({layers:,} layers squared "
+                                     f"x {num_devices} devices x {tp_choices_count} TP degrees), past its limit of "
+                                     f"{MAX_DP_STEPS:.0e} (minutes of work); give fewer max_devices, or use "
+                                     "`layerwise search`, which scales to such models")
 
 
 def _objective_note(objective: float, bytes_cost: bool, stages: int, devices: int) -> str:
