@@ -162,3 +162,28 @@ def test_bad_input_is_one_line(tmp_path: Path, argv: list[str], field: str) -> N
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and field in lines[0], done.stderr
     assert not (tmp_path / "out" / "report.md").exists()
+
+
+def test_steadiness_by_hand() -> None:
+    """Decode-only iterations: four of 2 sequences (10, 20, 30, 40 ms), one of 3, one mixed (ignored):
+    the batch of 2 is the most frequent; numpy's linear percentiles give p10 13, p50 25, p90 37 ms."""
+    from serving.batch import PREFILL
+    from serving.driver import IterationRecord, ServingRun
+    from validate.serving.steadiness import steadiness
+
+    def iteration(index: int, items: tuple[PlanItem, ...], duration_s: float) -> IterationRecord:
+        plan = IterationPlan(index, 0.0, items, len(items), False)
+        return IterationRecord(replica=0, plan=plan, start_s=0.0, end_s=duration_s, duration_s=duration_s,
+                               num_waiting=0, num_running=len(items), kv_blocks_used=0)
+
+    two = tuple(PlanItem(i, DECODE, 1, 100, True) for i in range(2))
+    three = tuple(PlanItem(i, DECODE, 1, 100, True) for i in range(3))
+    mixed = (PlanItem(9, PREFILL, 50, 50, True), *two)
+    run = ServingRun(records=(), iterations=(iteration(0, two, 0.010), iteration(1, two, 0.020),
+                                             iteration(2, three, 0.5), iteration(3, mixed, 0.9),
+                                             iteration(4, two, 0.030), iteration(5, two, 0.040)),
+                     samples=(), replicas=1, pipeline_depth=1)
+    found = steadiness(run)
+    assert found is not None and (found.batch_size, found.iterations) == (2, 4)
+    assert (found.p10_s, found.p50_s, found.p90_s) == pytest.approx((0.013, 0.025, 0.037))
+    assert found.spread == pytest.approx(37 / 13)

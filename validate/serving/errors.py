@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.latency import LatencySummary, ServingMetrics
+from validate.serving.steadiness import Steadiness
 
 METRICS = ("ttft", "tpot", "e2e")
 PERCENTILES = ("p50", "p90", "p99")
@@ -43,6 +44,7 @@ class RunComparison:
     predicted_requests_per_s: float
     measured_iterations: int
     predicted_iterations: int
+    steadiness: Steadiness | None = None  # the measured run's spread at one decode batch size
 
     def error_of(self, metric: str, percentile: str) -> float | None:
         for found in self.errors:
@@ -52,7 +54,7 @@ class RunComparison:
 
 
 def compare(name: str, rate_per_s: float | None, measured: ServingMetrics, predicted: ServingMetrics,
-            measured_iterations: int, predicted_iterations: int) -> RunComparison:
+            measured_iterations: int, predicted_iterations: int, steady: Steadiness | None = None) -> RunComparison:
     errors = []
     for metric in METRICS:
         ran: LatencySummary | None = getattr(measured, metric)
@@ -64,7 +66,7 @@ def compare(name: str, rate_per_s: float | None, measured: ServingMetrics, predi
             if value > 0:
                 errors.append(PercentileError(metric, percentile, value, getattr(sim, f"{percentile}_s")))
     return RunComparison(name, rate_per_s, measured.finished, tuple(errors), measured.throughput.requests_per_s,
-                         predicted.throughput.requests_per_s, measured_iterations, predicted_iterations)
+                         predicted.throughput.requests_per_s, measured_iterations, predicted_iterations, steady)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from validate.serving.errors import RunComparison, compare, summarize
 from validate.serving.host_fit import HOST_PARAMS, HostFit, fit_host
 from validate.serving.report import ServingValidation
 from validate.serving.runs import MeasuredServing, price_fn, run_basis, simulate_measured
+from validate.serving.steadiness import steadiness
 
 Say = Callable[[str], None]
 
@@ -32,7 +33,7 @@ def predict_run(run: MeasuredServing, profile: HardwareProfile, label: str) -> R
     measured = serving_metrics(run.record.run.records, num_gpus=run.num_gpus)
     predicted = serving_metrics(simulated.records, num_gpus=run.num_gpus)
     return compare(run.name, run.rate_per_s, measured, predicted, len(run.record.run.iterations),
-                   len(simulated.iterations))
+                   len(simulated.iterations), steadiness(run.record.run))
 
 
 def validate_serving(folder: str, runs: Sequence[MeasuredServing], profile: HardwareProfile | None,

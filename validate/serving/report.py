@@ -80,7 +80,16 @@ def markdown(v: ServingValidation) -> str:
     lines += ["", "## Held-out runs", "", *_run_table(v.held_out), ""]
     if v.in_sample:
         lines += ["## Fit runs (in sample, not a held-out error)", "", *_run_table(v.in_sample), ""]
-    lines += ["## Capacity under the SLOs", ""]
+    lines += ["## How steady the measured iterations were", "",
+              "Decode-only iterations of one batch size (each run's most frequent) cost the simulator nearly the",
+              "same; their measured spread is variation no deterministic prediction reproduces.", "",
+              "| run | batch size | iterations | p10 ms | p50 ms | p90 ms | p90/p10 |", "|---|---|---|---|---|---|---|"]
+    for run in (*v.held_out, *v.in_sample):
+        if run.steadiness is not None:
+            st = run.steadiness
+            lines.append(f"| {run.name} | {st.batch_size} | {st.iterations} | {st.p10_s * 1e3:.2f} | "
+                         f"{st.p50_s * 1e3:.2f} | {st.p90_s * 1e3:.2f} | {st.spread:.2f} |")
+    lines += ["", "## Capacity under the SLOs", ""]
     if not v.slos.slos:
         lines.append("No SLO given (--slo): no capacity compared.")
     elif not v.capacities:
