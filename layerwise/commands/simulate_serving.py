@@ -45,7 +45,8 @@ def _rests_on(basis: Basis, prediction: ServingPrediction) -> str:
     host = "" if "serving_iteration_host_s" in (basis.profile.params.sim_params if basis.profile else {}) else (
         "; the host time per iteration is the 1 ms placeholder (unmeasured on this profile)")
     return ("per-iteration kernel times: " + (f"{text} ({found.note})" if found.note else text) + host
-            + "; serving latencies themselves: unvalidated until layerwise validate compares measured serving runs")
+            + "; the latency percentiles themselves carry no band on this profile (layerwise validate-serving "
+              "measures one against served runs; docs/serving.md gives the one H200 study)")
 
 
 def serve(args: argparse.Namespace, choice: ProfileChoice) -> int:
