@@ -92,6 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # raised before the handler was installed, or by a library that re-raises
         print(f"layerwise {command}: interrupted by SIGINT", file=sys.stderr)
         return 130
+    except Exception:
+        signum = interrupts.pending()
+        if signum is None:
+            raise
+        # The signal's exception broke a library's state on its way out (SimPy: an event triggered twice);
+        # what followed is the interrupt's doing, and the command ends as interrupted.
+        stop = interrupts.Interrupted(signum)
+        print(f"layerwise {command}: {stop}", file=sys.stderr)
+        return stop.exit_code
 
 
 def _run(command: str, args: list[str]) -> int:

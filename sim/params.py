@@ -8,6 +8,8 @@ dimensionless efficiencies below have inline defaults, each with its reason.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -94,7 +96,13 @@ class SimParams:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name.endswith(("_s",)) or f.name in NON_NEGATIVE:
+            if not math.isfinite(value):
+                raise LayerwiseError(f"sim_params.{f.name}", f"must be a finite number, got {value}")
+            is_time = f.name.endswith("_s") and not f.name.endswith("_per_s")  # a rate is > 0 like any other
+            if is_time and value > MAX_LATENCY_S:
+                raise LayerwiseError(f"sim_params.{f.name}", f"must be <= {MAX_LATENCY_S:g} s (a per-kernel, "
+                                                             f"per-message or per-iteration time), got {value}")
+            if is_time or f.name in NON_NEGATIVE:
                 if value < 0:
                     raise LayerwiseError(f"sim_params.{f.name}", f"must be >= 0, got {value}")
             elif value <= 0:
@@ -121,6 +129,7 @@ class SimParams:
         return asdict(self)
 
 
+MAX_LATENCY_S = 1.0  # every *_s parameter is one kernel's, message's or iteration's time
 FITTABLE_PARAMS: tuple[str, ...] = tuple(f.name for f in fields(SimParams))
 NON_NEGATIVE = frozenset({"tp_straggler_fraction"})  # dimensionless, and 0 is meaningful
 

@@ -64,6 +64,12 @@ GEMM = {"m": 1, "n": 64, "k": 64, "time_s": 1e-6}
     (("params", "hbm_bw_bytes_per_s"), float("inf"), "params.hbm_bw_bytes_per_s"),
     (("params", "l2_usable_bytes"), float("nan"), "params.l2_usable_bytes"),
     (("params", "matmul_flops_per_s"), 0, "params.matmul_flops_per_s"),
+    # found by the 10,000-case fuzz at main: a launch overhead of 1e308 s gave NaN tokens/s (or a
+    # ZeroDivisionError), a band's host count of -inf an OverflowError
+    (("params", "launch_overhead_graph_s"), 1e308, "params.launch_overhead_graph_s"),
+    (("params", "sim_params"), {"p2p_latency_s": 1e300}, "p2p_latency_s is 1e+300"),
+    (("validation",), [{"regime": "prefill", "gpu": "x", "runs": 3, "configurations": 3, "mape": 0.1,
+                        "worst": 0.2, "components": ["kernels"], "hosts": float("-inf")}], "validation[0].hosts"),
 ])
 def test_a_profile_value_out_of_range_is_one_line(tmp_path: Path, path: tuple[str, ...], value: Any,
                                                   field: str) -> None:

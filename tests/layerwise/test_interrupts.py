@@ -51,3 +51,26 @@ def test_the_exception_survives_simpy_copying_it(handled: None) -> None:
 def test_no_signal_no_raise(handled: None) -> None:
     interrupts.check()
     assert interrupts.pending() is None
+
+
+def test_a_library_error_after_a_signal_ends_as_the_interrupt(handled: None, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """SimPy, unwinding the signal's exception, can raise its own error (an event triggered twice): the
+    command still ends as interrupted, one line and 128 + the signal; without a signal the error escapes."""
+    from layerwise import cli
+
+    def broken(command: str, args: list[str]) -> int:
+        interrupts._pending.append(signal.SIGINT)
+        raise RuntimeError("<StorePut() object> has already been triggered")
+
+    monkeypatch.setattr(cli, "_run", broken)
+    assert cli.main(["simulate", "x.yaml"]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["layerwise simulate: interrupted by SIGINT"]
+    interrupts._pending.clear()
+
+    def plain(command: str, args: list[str]) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "_run", plain)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["simulate", "x.yaml"])

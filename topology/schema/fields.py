@@ -21,6 +21,10 @@ Bytes = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]  # a size in byte
 PositiveBytes = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
 Positive = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]  # a rate, a time, a size: > 0
 NonNegative = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]  # a time that may be 0
+MAX_KERNEL_S = 1.0  # a launch overhead, a kernel's or a message's fixed latency: above a second is no GPU
+KernelSeconds = Annotated[float, Field(strict=True, ge=0, le=MAX_KERNEL_S, allow_inf_nan=False)]
+MAX_MEASURED_S = 60.0  # one measured kernel call (a GEMM or attention point of the calibration)
+MeasuredSeconds = Annotated[float, Field(strict=True, gt=0, le=MAX_MEASURED_S, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]  # a share of a whole
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # any finite number (a timestamp)
 Flag = Annotated[bool, Field(strict=True)]

@@ -1,7 +1,7 @@
 """A hardware profile file (``layerwise calibrate``, fitted by ``layerwise validate --ship-profile``).
 
 Every measured rate and size is finite and > 0, every time > 0 (a launch overhead or a collective
-latency may be 0); ``raw`` and ``environment`` are the calibration's own record and are kept as given,
+latency may be 0, and is at most a second; a measured kernel call at most a minute); ``raw`` and ``environment`` are the calibration's own record and are kept as given,
 but must hold no NaN or infinity (they are written back into results)."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from topology.schema.fields import Count, Finite, Name, NonNegative, Positive, PositiveBytes, Text
+from topology.schema.fields import (MAX_KERNEL_S, Count, Finite, KernelSeconds, MeasuredSeconds, Name, NonNegative, Positive,
+                                    PositiveBytes, Text)
 
 PROFILE_SCHEMA_VERSION = 1
 
@@ -25,7 +26,7 @@ class CollectiveFitFile(_Record):
 
     op: Literal["allreduce", "sendrecv"]
     group_size: Count
-    latency_s: NonNegative
+    latency_s: KernelSeconds
     bw_bytes_per_s: Positive
 
 
@@ -35,7 +36,7 @@ class GemmPointFile(_Record):
     m: Count
     n: Count
     k: Count
-    time_s: Positive
+    time_s: MeasuredSeconds
 
 
 class AttentionPointFile(_Record):
@@ -47,7 +48,7 @@ class AttentionPointFile(_Record):
     head_dim: Count
     new_tokens: Count
     context_len: Count
-    time_s: Positive
+    time_s: MeasuredSeconds
 
 
 class ProfileParamsFile(_Record):
@@ -58,12 +59,21 @@ class ProfileParamsFile(_Record):
     matmul_flops_per_s: Positive | None = None
     l2_usable_bytes: PositiveBytes | None = None
     l2_bw_bytes_per_s: Positive | None = None
-    launch_overhead_eager_s: NonNegative | None = None
-    launch_overhead_graph_s: NonNegative | None = None
+    launch_overhead_eager_s: KernelSeconds | None = None
+    launch_overhead_graph_s: KernelSeconds | None = None
     collectives: tuple[CollectiveFitFile, ...] = ()
     gemm_points: tuple[GemmPointFile, ...] = ()
     attention_points: tuple[AttentionPointFile, ...] = ()
     sim_params: dict[str, Finite] = {}  # the simulator checks each name's own range (sim/params.py)
+
+    @field_validator("sim_params")
+    @classmethod
+    def _times_are_times(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, number in value.items():
+            if name.endswith("_s") and not name.endswith("_per_s") and not 0.0 <= number <= MAX_KERNEL_S:
+                raise ValueError(f"{name} is {number!r}: a time per kernel, message or iteration must be "
+                                 f"within [0, {MAX_KERNEL_S:g}] s")
+        return value
 
 
 class RegimeErrorFile(_Record):
@@ -77,6 +87,11 @@ class RegimeErrorFile(_Record):
     worst: NonNegative
     components: tuple[Text, ...]
     bound: NonNegative | None = None  # None (older files: NaN) where no bound could be computed
+    hosts: Count = 1
+    source: Text = ""
+    family: Text = ""
+    shapes: tuple[tuple[Finite, ...], ...] = ()
+    tp_sizes: tuple[Count, ...] = ()
 
     @field_validator("bound", mode="before")
     @classmethod
