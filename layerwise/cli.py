@@ -98,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         # The signal's exception broke a library's state on its way out (SimPy: an event triggered twice);
         # what followed is the interrupt's doing, and the command ends as interrupted.
-        stop = interrupts.Interrupted(signum)
-        print(f"layerwise {command}: {stop}", file=sys.stderr)
-        return stop.exit_code
+        interrupted = interrupts.Interrupted(signum)
+        print(f"layerwise {command}: {interrupted}", file=sys.stderr)
+        return interrupted.exit_code
 
 
 def _run(command: str, args: list[str]) -> int:

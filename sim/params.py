@@ -9,7 +9,6 @@ dimensionless efficiencies below have inline defaults, each with its reason.
 from __future__ import annotations
 
 import math
-
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 

@@ -1,8 +1,9 @@
 """A hardware profile file (``layerwise calibrate``, fitted by ``layerwise validate --ship-profile``).
 
 Every measured rate and size is finite and > 0, every time > 0 (a launch overhead or a collective
-latency may be 0, and is at most a second; a measured kernel call at most a minute); ``raw`` and ``environment`` are the calibration's own record and are kept as given,
-but must hold no NaN or infinity (they are written back into results)."""
+latency may be 0, and is at most a second; a measured kernel call at most a minute); ``raw`` and
+``environment`` are the calibration's own record and are kept as given, but must hold no NaN or
+infinity (they are written back into results)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from topology.schema.fields import (MAX_KERNEL_S, Count, Finite, KernelSeconds, MeasuredSeconds, Name, NonNegative, Positive,
-                                    PositiveBytes, Text)
+from topology.schema.fields import (
+    MAX_KERNEL_S,
+    Count,
+    Finite,
+    KernelSeconds,
+    MeasuredSeconds,
+    Name,
+    NonNegative,
+    Positive,
+    PositiveBytes,
+    Text,
+)
 
 PROFILE_SCHEMA_VERSION = 1
 
