@@ -6,9 +6,11 @@ whether it has started, when its first and last tokens will be emitted at the ea
 scheduled at t with duration T ends at t + T or later; exactly then with one stage), and raises
 :class:`StopRun` when:
 
-* **overloaded**: ``max_waiting`` requests have arrived and not started at once (a capacity search
-  calls such a run unstable: this is part of its definition of meeting the SLOs, stated in
-  ``docs/capacity.md``; a stable deployment at its capacity keeps a bounded queue);
+* **overloaded** (only when no TTFT or E2E SLO is given: those catch a growing queue soundly, below):
+  ``max_waiting`` requests have arrived and not started at once. A capacity search calls such a run
+  unstable: with only TPOT or ITL SLOs this is part of its definition of meeting them (stated in
+  ``docs/capacity.md``); a stable deployment keeps a bounded queue, an overloaded one's grows with
+  the run;
 * **an SLO is already lost**: enough requests are certain to exceed a TTFT or E2E bound (not started
   or not finished ``bound`` after arriving, or finishing later than that at the earliest), or with one
   pipeline stage a TPOT bound, that the run's percentile must exceed it whatever the rest of the run
@@ -51,7 +53,7 @@ class WatchLimits:
     """When to stop: ``max_waiting`` never-started requests at once; per metric the bound (seconds) and
     the count of certain violators that fails its percentile."""
 
-    max_waiting: int
+    max_waiting: int | None  # None: no overload stop (a TTFT or E2E SLO stops an overloaded run soundly)
     ttft: tuple[float, int] | None = None
     e2e: tuple[float, int] | None = None
     tpot: tuple[float, int] | None = None
@@ -68,8 +70,10 @@ def watch_limits(requests: Sequence[RequestSpec], slos: SloSpec, max_waiting_fra
             needed = violators_needed(values, slo.quantile_percent)
             if slo.metric not in limits or slo.bound_s < limits[slo.metric][0]:
                 limits[slo.metric] = (slo.bound_s, needed)
-    return WatchLimits(max_waiting=max(2, math.ceil(max_waiting_fraction * count)), ttft=limits.get("ttft"),
-                       e2e=limits.get("e2e"), tpot=limits.get("tpot"))
+    latency_bound = "ttft" in limits or "e2e" in limits
+    max_waiting = None if latency_bound else max(2, math.ceil(max_waiting_fraction * count))
+    return WatchLimits(max_waiting=max_waiting, ttft=limits.get("ttft"), e2e=limits.get("e2e"),
+                       tpot=limits.get("tpot"))
 
 
 class RunWatch:
@@ -95,7 +99,7 @@ class RunWatch:
         now_s = plan.scheduled_s
         waiting = int(np.searchsorted(self.sorted_arrival_s, now_s, side="right")) - self.started_count
         self.peak_waiting = max(self.peak_waiting, waiting)
-        if waiting >= self.limits.max_waiting:
+        if self.limits.max_waiting is not None and waiting >= self.limits.max_waiting:
             raise StopRun(f"overloaded: {waiting} requests waiting to start at {now_s:.3g} s "
                           f"(the limit: {self.limits.max_waiting})", overloaded=True)
         duration_s = self.price(plan)
