@@ -42,7 +42,7 @@ from sim.capacity.options import (
     SpaceOptions,
 )
 from sim.capacity.result import CapacityResult, capacity_result_to_dict
-from sim.capacity.runners import LocalRunner, RayRunner, Runner
+from sim.capacity.runners import LocalRunner, RayRunner, Runner, check_reachable
 from sim.capacity.search import RunnerFactory, capacity_search
 from sim.capacity.tasks import CapacityContext
 from sim.inputs import resolve_basis
@@ -154,7 +154,7 @@ class _Say:
     """Progress on stderr, at most one line every PROGRESS_EVERY_S seconds (the interrupt checked each time)."""
 
     def __init__(self) -> None:
-        self.last = 0.0
+        self.last = time.perf_counter()  # quiet for the first PROGRESS_EVERY_S: a quick error stays one line
 
     def __call__(self, message: str) -> None:
         interrupts.check()
@@ -197,6 +197,8 @@ def _write_outputs(args: argparse.Namespace, result: CapacityResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.ray not in (None, "auto"):
+        check_reachable(args.ray)  # within seconds, before anything else
     setup = load_serving_setup(args.experiment, args.overrides)
     for option, path in (("--json", args.json_out), ("--plot", args.plot_out), ("--out", args.out)):
         if path:

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from sim.capacity.result import CapacityResult
 
@@ -30,7 +31,8 @@ def _points(result: CapacityResult, name: str) -> tuple[list[tuple[float, float]
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The points no other beats on both axes (more requests/s per GPU, less latency), by rate."""
+    """The points no other beats on both axes (more requests/s per GPU, less latency), by rate; drawn
+    as a staircase: at a rate x, the least latency of a point at x or above."""
     front: list[tuple[float, float]] = []
     for rate, latency in sorted(points, key=lambda p: (-p[0], p[1])):
         if not front or latency < front[-1][1]:
@@ -38,9 +40,16 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return sorted(front)
 
 
+def _panel_metric(result: CapacityResult, metric: str) -> tuple[str, str]:
+    """The latency a panel shows: the SLO's percentile of ``metric`` if there is one, else p99."""
+    percentile = next((s.percentile for s in result.options.slos.slos if s.metric == metric), "p99")
+    return f"{metric}_{percentile}", f"{percentile} {metric.upper()}"
+
+
 def capacity_png(result: CapacityResult, title: str) -> bytes:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
-    for ax, name, label in ((axes[0], "ttft_p99", "p99 TTFT"), (axes[1], "tpot_p99", "p99 TPOT")):
+    for ax, metric in ((axes[0], "ttft"), (axes[1], "tpot")):
+        name, label = _panel_metric(result, metric)
         met, missed = _points(result, name)
         if missed:
             ax.scatter(*zip(*missed, strict=True), s=12, facecolors="none", edgecolors="tab:grey",
@@ -48,7 +57,7 @@ def capacity_png(result: CapacityResult, title: str) -> bytes:
         if met:
             ax.scatter(*zip(*met, strict=True), s=14, color="tab:blue", label="a simulated rate that met every SLO")
             front = pareto_front(met)
-            ax.step(*zip(*front, strict=True), where="post", color="tab:red", linewidth=1.5,
+            ax.step(*zip(*front, strict=True), where="pre", color="tab:red", linewidth=1.5,
                     label="Pareto frontier (met every SLO)")
         best = result.best
         at = None if best is None else best.at_capacity
@@ -57,7 +66,7 @@ def capacity_png(result: CapacityResult, title: str) -> bytes:
             assert value is not None and best.per_gpu is not None
             ax.scatter([best.per_gpu], [value * MS_PER_S], marker="*", s=160, color="tab:red", zorder=5,
                        label=f"best: {best.deployment.describe_plan()} x {best.deployment.describe_replicas()}")
-        metric, percentile = name.split("_")
+        percentile = name.split("_")[1]
         for slo in result.options.slos.slos:
             if slo.metric == metric and slo.percentile == percentile:
                 ax.axhline(slo.bound_s * MS_PER_S, color="black", linestyle="--", linewidth=1,
@@ -65,6 +74,8 @@ def capacity_png(result: CapacityResult, title: str) -> bytes:
         ax.set_xlabel("requests/s per GPU")
         ax.set_ylabel(f"{label} (ms)")
         ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
         ax.set_title(f"{label} against load")

@@ -116,11 +116,9 @@ def _smallest_replica_gpus(setup: ServingSetup, basis: Basis) -> int | None:
     return min((plan.gpus for plan in everything.plans), default=None)
 
 
-def _plans(setup: ServingSetup, basis: Basis, options: CapacityOptions, say: Progress) -> tuple[ReplicaPlan, ...]:
-    space = options.space
-    found = replica_plans(setup, basis, options.gpu_budget, space.replica_gpus, space.uneven, say)
-    if found.plans:
-        return found.plans
+def _check_budget(setup: ServingSetup, basis: Basis, options: CapacityOptions) -> None:
+    """One line, before any work, when the budget cannot hold one replica (the uniform TP x PP family
+    holds the plans of fewest GPUs: an even split needs the least HBM per GPU)."""
     model = setup.experiment.model.name
     smallest = _smallest_replica_gpus(setup, basis)
     if smallest is None:
@@ -128,8 +126,17 @@ def _plans(setup: ServingSetup, basis: Basis, options: CapacityOptions, say: Pro
     if smallest > options.gpu_budget:
         raise LayerwiseError("--gpu-budget", f"{options.gpu_budget} GPU{'s' if options.gpu_budget > 1 else ''} "
                              f"is below one replica: the smallest plan of {model} needs {smallest} GPUs")
-    raise LayerwiseError("--replica-gpus", f"no plan of {model} with {list(space.replica_gpus or ())} GPUs "
-                                           f"fits (the smallest needs {smallest})")
+
+
+def _plans(setup: ServingSetup, basis: Basis, options: CapacityOptions, say: Progress) -> tuple[ReplicaPlan, ...]:
+    space = options.space
+    found = replica_plans(setup, basis, options.gpu_budget, space.replica_gpus, space.uneven, say)
+    if found.plans:
+        return found.plans
+    smallest = _smallest_replica_gpus(setup, basis)
+    gpus = list(space.replica_gpus or ())
+    raise LayerwiseError("--replica-gpus", f"no plan of {setup.experiment.model.name} with {gpus} GPUs fits "
+                                           f"(the smallest needs {smallest})")
 
 
 def _floors(runner: Runner, context: CapacityContext, plans: tuple[ReplicaPlan, ...], setup: ServingSetup,
@@ -335,17 +342,18 @@ def capacity_search(setup: ServingSetup, basis: Basis, options: CapacityOptions,
     say = progress or (lambda message: None)
     workload_rate_per_s(setup.workload)  # refuses a closed loop (it has no rate to search over)
     shapes, requests, rejected = _shapes(setup)
-    plans = _plans(setup, basis, options, say)
     space = options.space
     knobs, notes = valid_knobs(setup, space.max_num_seqs, space.max_num_batched_tokens, space.chunked)
     if not knobs:
         raise LayerwiseError("--max-num-batched-tokens", f"no scheduler setting is valid: {notes[0]}")
+    _check_budget(setup, basis, options)
     context = CapacityContext(f"{os.getpid()}-{id(setup)}-{time.time_ns()}", setup, basis, options.slos,
                               options.max_waiting_fraction)
     budgets = tuple(sorted({k.max_num_batched_tokens for k in knobs}))
     graph_lists = tuple(sorted({knob_setup(setup, k).scheduler.cuda_graph_sizes for k in knobs}))
-    runner = make_runner(context)
+    runner = make_runner(context)  # first: an address where no Ray cluster answers fails before any work
     try:
+        plans = _plans(setup, basis, options, say)
         floors = _floors(runner, context, plans, setup, budgets, graph_lists, say)
         candidates = aggregated_candidates(setup, plans, floors, knobs, options.gpu_budget, space.replicas,
                                            space.routers, shapes, options.slos)

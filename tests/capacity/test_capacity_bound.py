@@ -85,9 +85,11 @@ def test_kv_rejections_count_requests_beyond_the_pool() -> None:
 
 SMALL = {"name": "floor-check", "model": "small-1024", "cluster": "h100x2",
          "workload": {"phase": "serve", "num_requests": 10, "arrivals": {"kind": "poisson", "rate_per_s": 1},
-                      "prompt_tokens": {"kind": "fixed", "tokens": 100}, "output_tokens": {"kind": "fixed", "tokens": 10}},
+                      "prompt_tokens": {"kind": "fixed", "tokens": 100},
+                      "output_tokens": {"kind": "fixed", "tokens": 10}},
          "scheduler": {"max_num_batched_tokens": 1024, "max_num_seqs": 64, "max_model_len_tokens": 2048},
-         "plans": {"tp1": {"partitioner": "tp-pp", "tp": 1, "pp": 1}, "pp2": {"partitioner": "tp-pp", "tp": 1, "pp": 2}}}
+         "plans": {"tp1": {"partitioner": "tp-pp", "tp": 1, "pp": 1},
+                   "pp2": {"partitioner": "tp-pp", "tp": 1, "pp": 2}}}
 
 
 @pytest.mark.parametrize("plan_name", ["tp1", "pp2"])
