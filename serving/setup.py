@@ -39,13 +39,13 @@ from serving.scheduler_config import SchedulerConfig, scheduler_config_from_dict
 from serving.slo import SloSpec, slo_spec_from_dict
 from serving.workload import ServingWorkload, serving_workload_from_dict
 from topology.errors import LayerwiseError
-from topology.experiment import Experiment, experiment_from_dict, read_experiment_raw
+from topology.experiment import SERVE_PHASE, Experiment, experiment_from_dict, is_serving_raw, read_experiment_raw
 from topology.footprint import activation_peak_bytes
 from topology.layer_graph import layer_kv_bytes_per_device
 from topology.plan import Plan
 from topology.workload import Workload
 
-SERVE = "serve"
+SERVE = SERVE_PHASE
 DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192  # vLLM's API-server default on large GPUs
 DEFAULT_MAX_NUM_SEQS = 256
 DEFAULT_MAX_MODEL_LEN_TOKENS = 8192
@@ -97,10 +97,6 @@ class ServingSetup:
                                  f"{self.gpu_memory_utilization:g})")
         return dataclasses.replace(self.scheduler, num_blocks=blocks)
 
-
-def is_serving(raw: dict[str, Any]) -> bool:
-    workload = raw.get("workload")
-    return isinstance(workload, dict) and workload.get("phase") == SERVE
 
 
 def default_graph_sizes(max_num_seqs: int, max_num_batched_tokens: int) -> tuple[int, ...]:
@@ -169,12 +165,12 @@ def serving_setup_from_dict(raw: dict[str, Any], base_dir: str = ".", default_na
 
 def load_serving_setup(path_or_name: str, overrides: list[str] | None = None) -> ServingSetup:
     raw, base_dir, name = read_experiment_raw(path_or_name, overrides)
-    if not is_serving(raw):
+    if not is_serving_raw(raw):
         raise LayerwiseError("workload.phase", f"{path_or_name}: not a serving workload (phase: {SERVE} expected)")
     return serving_setup_from_dict(raw, base_dir, name)
 
 
 def experiment_is_serving(path_or_name: str, overrides: list[str] | None = None) -> bool:
     raw, _, _ = read_experiment_raw(path_or_name, overrides)
-    return is_serving(raw)
+    return is_serving_raw(raw)
 

@@ -88,8 +88,22 @@ class Experiment:
         }
 
 
-def experiment_names() -> list[str]:
-    return preset_names("experiments")
+SERVE_PHASE = "serve"
+
+
+def is_serving_raw(raw: Any) -> bool:
+    """Whether an experiment file's mapping is a serving workload (``workload.phase: serve``), read by
+    :mod:`serving.setup`; every other command takes fixed-batch phases only."""
+    workload = raw.get("workload") if isinstance(raw, dict) else None
+    return isinstance(workload, dict) and workload.get("phase") == SERVE_PHASE
+
+
+def experiment_names(serving: bool | None = None) -> list[str]:
+    """The shipped experiments; ``serving`` True or False: only the serving or only the fixed-batch ones."""
+    names = preset_names("experiments")
+    if serving is None:
+        return names
+    return [name for name in names if is_serving_raw(read_experiment_raw(name)[0]) == serving]
 
 
 def _experiment_text(path_or_name: str) -> tuple[str, str, str]:

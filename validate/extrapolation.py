@@ -58,7 +58,7 @@ def unmeasured_experiments(measured_devices: int, measured_dtype_bytes: set[int]
     some measured run used (a model in another format, e.g. the float32 CPU test model, would
     rest on kernels no run measured)."""
     names = []
-    for name in experiment_names():
+    for name in experiment_names(serving=False):
         experiment = load_experiment(name)
         if experiment.cluster.num_devices > measured_devices and experiment.model.dtype_bytes in measured_dtype_bytes:
             names.append(name)

@@ -59,7 +59,7 @@ def shipped_profile_name(gpu_model: str) -> str:
 
 
 def cases() -> Iterator[Case]:
-    for name in experiment_names():
+    for name in experiment_names(serving=False):
         for plan in load_experiment(name).plan_names:
             for variant in VARIANTS:
                 for profile in PROFILES:
@@ -100,7 +100,7 @@ def command_outputs() -> dict[str, list[str]]:
     experiment simulated (``OUT`` stands for the file the command writes)."""
     commands = {"main-job": ["--json", "OUT", "--jobs", "1"],
                 "search-seed-16xh100": ["search", "seed-16xh100", "--json", "OUT", "--no-plot", "--jobs", "1"]}
-    for name in experiment_names():
+    for name in experiment_names(serving=False):
         commands[f"simulate-{name}"] = ["simulate", name, "--json", "OUT"]
     return commands
 
