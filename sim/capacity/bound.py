@@ -159,3 +159,48 @@ def kv_rejections(shapes: RequestShapes, num_blocks: int, block_tokens: int) -> 
     kv_tokens = shapes.prompt_tokens.astype(np.int64) + shapes.output_tokens.astype(np.int64) - 1
     needed = -(-kv_tokens // block_tokens)  # blocks_for_tokens, per request
     return int((needed > num_blocks).sum())
+
+
+@dataclass(frozen=True)
+class PoolsBound:
+    """A disaggregated deployment's bound (requests/s, all replicas): each pool's, and which limits it."""
+
+    prefill: ReplicaBound  # one prefill replica's
+    decode: ReplicaBound  # one decode replica's
+    prefill_replicas: int
+    decode_replicas: int
+
+    @property
+    def rate_per_s(self) -> float:
+        return min(self.prefill_replicas * self.prefill.rate_per_s, self.decode_replicas * self.decode.rate_per_s)
+
+    @property
+    def limited_by(self) -> str:
+        prefill = self.prefill_replicas * self.prefill.rate_per_s
+        pool, bound = ("prefill", self.prefill) if prefill <= self.decode_replicas * self.decode.rate_per_s \
+            else ("decode", self.decode)
+        return f"{pool} {bound.limited_by}"
+
+
+def pools_bound(counts: tuple[int, ...], values_s: tuple[float, ...], stages: int, max_num_seqs: int,
+                max_num_batched_tokens: int, num_blocks: int, block_tokens: int, shapes: RequestShapes,
+                prefill_replicas: int, decode_replicas: int) -> PoolsBound:
+    """The module docstring's arguments applied to each pool of a disaggregated deployment (the KV
+    transfer between them only adds time, so it is left out of an upper bound):
+
+    * a **prefill** replica serves each request as a request of one output token: its work is the
+      prompt's tokens (``b P`` per line), it holds no block while decoding, and a request runs at least
+      one iteration;
+    * a **decode** replica gets each request with its prompt computed: O - 1 decode iterations and
+      O - 1 tokens (``a (O - 1) / min(seqs, budget) + b (O - 1)``), the KV blocks of the module
+      docstring, and at least O - 1 iterations of at least f(1) per request."""
+    prefill = replica_bound(counts, values_s, stages, max_num_seqs, max_num_batched_tokens, num_blocks, block_tokens,
+                            RequestShapes(shapes.prompt_tokens, np.ones_like(shapes.output_tokens)))
+    decode_work = replica_bound(counts, values_s, stages, max_num_seqs, max_num_batched_tokens, num_blocks,
+                                block_tokens, RequestShapes(np.zeros_like(shapes.prompt_tokens), shapes.output_tokens))
+    with_kv = replica_bound(counts, values_s, stages, max_num_seqs, max_num_batched_tokens, num_blocks, block_tokens,
+                            shapes)
+    decode_iterations_s = float((shapes.output_tokens - 1).mean()) * values_s[0]
+    seqs = max_num_seqs / decode_iterations_s if decode_iterations_s > 0 else float("inf")
+    decode = ReplicaBound(work_per_s=decode_work.work_per_s, kv_per_s=with_kv.kv_per_s, seqs_per_s=seqs)
+    return PoolsBound(prefill, decode, prefill_replicas, decode_replicas)

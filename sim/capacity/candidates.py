@@ -4,6 +4,9 @@ Pure: plans, their iteration floors and the workload's requests in, a list of :c
 The space is the product of the replica plans, the scheduler settings (those the scheduler accepts:
 no chunking needs a budget of at least ``max_model_len_tokens``), the replica counts (given, or 1, 2,
 4, ... within the budget) and the routers (one router for one replica: they are all the same then).
+Disaggregated deployments (when asked) use each plan for both pools, with the same settings, and every
+count of P prefill and D decode replicas (P, D >= 1) whose GPUs fit the budget; their bound is
+:func:`sim.capacity.bound.pools_bound`.
 
 A deployment cannot serve at all (``infeasible`` says why, and no simulation runs) when its plan leaves
 no HBM for one KV block at this token budget, when its KV pool could never hold some request that fits
@@ -19,9 +22,11 @@ from serving.scheduler_config import SchedulerConfig
 from serving.setup import ServingSetup
 from serving.slo import SloSpec
 from sim.capacity.bound import (
+    PoolsBound,
     ReplicaBound,
     RequestShapes,
     kv_rejections,
+    pools_bound,
     replica_bound,
     unloaded_latencies_s,
     unloaded_violation,
@@ -43,6 +48,13 @@ class Candidate:
     bound: ReplicaBound | None  # one replica's
     bound_per_s: float
     infeasible: str = ""
+    pools: PoolsBound | None = None  # disaggregated: each pool's bound
+
+    @property
+    def limited_by(self) -> str:
+        if self.pools is not None:
+            return self.pools.limited_by
+        return "-" if self.bound is None else self.bound.limited_by
 
 
 def replica_counts(plan_gpus: int, budget: int, given: tuple[int, ...] | None) -> tuple[int, ...]:
@@ -110,4 +122,30 @@ def aggregated_candidates(setup: ServingSetup, plans: tuple[ReplicaPlan, ...], f
                     deployment = Deployment(plan=plan, replicas=count, router=router, knobs=knob)
                     total = 0.0 if bound is None else count * bound.rate_per_s
                     found.append(Candidate(deployment, scheduler, bound, total, infeasible))
+    return found
+
+
+def disaggregated_candidates(setup: ServingSetup, plans: tuple[ReplicaPlan, ...],
+                             floors: dict[Layout, IterationFloor], knobs: tuple[Knobs, ...], budget: int,
+                             router: str, shapes: RequestShapes, slos: SloSpec) -> list[Candidate]:
+    """Every disaggregated deployment within ``budget`` GPUs (module docstring). Even unloaded, a
+    request's prefill and decode iterations are those of an aggregated replica and its KV transfer
+    only adds to them, so the aggregated unloaded check applies."""
+    found = []
+    for plan in plans:
+        most = budget // plan.gpus
+        for knob in knobs:
+            scheduler, bound, infeasible = _aggregated(setup, plan, floors[plan.layout], knob, shapes, slos)
+            for prefill in range(1, most):
+                for decode in range(1, most - prefill + 1):
+                    deployment = Deployment(plan=plan, replicas=prefill, router=router, knobs=knob, decode_plan=plan,
+                                            decode_replicas=decode)
+                    if scheduler is None or bound is None:
+                        found.append(Candidate(deployment, scheduler, bound, 0.0, infeasible))
+                        continue
+                    counts, values = floors[plan.layout].step_values_s(knob.max_num_batched_tokens,
+                                                                       scheduler.cuda_graph_sizes)
+                    pools = pools_bound(counts, values, plan.stages, knob.max_num_seqs, knob.max_num_batched_tokens,
+                                        scheduler.num_blocks, scheduler.block_size_tokens, shapes, prefill, decode)
+                    found.append(Candidate(deployment, scheduler, bound, pools.rate_per_s, infeasible, pools))
     return found

@@ -1,4 +1,5 @@
-"""One probe: simulate one aggregated deployment at one rate and say whether it meets the SLOs.
+"""One probe: simulate one deployment (aggregated, or disaggregated: :mod:`serving.disaggregated`) at one
+rate and say whether it meets the SLOs.
 
 The run is exactly ``layerwise simulate``'s at that rate (the same requests from the same seed, the same
 scheduler, iteration pricer and event driver; :func:`sim.serving.run.simulate_serving` composes the
@@ -8,15 +9,18 @@ and a steady state) and it was never overloaded.
 
 A full run also reports how close it came to the scheduler's limits (the most requests running, tokens
 in one iteration, KV blocks in use): :mod:`sim.capacity.reuse` uses them to decide that the run of
-another setting would have been the same run.
+another setting would have been the same run (aggregated runs only: a disaggregated run reports no
+limits, so none stands in for another).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
 from serving.at_rate import workload_at_rate
+from serving.disaggregated import KvTransferTime, Pool, run_disaggregated
 from serving.driver import ServingRun, run_serving
 from serving.latency import ServingMetrics, serving_metrics
 from serving.requests import RequestSpec
@@ -99,13 +103,35 @@ def probe_aggregated(workload: ServingWorkload, rate_per_s: float, index: int, s
     started = time.perf_counter()
     requests = open_loop_requests(workload_at_rate(workload, rate_per_s))
     served = served_requests(requests, scheduler.max_model_len_tokens)
-    watch = RunWatch(price, served, watch_limits(served, slos, max_waiting_fraction), exact_ends=stages == 1)
+    watch = RunWatch(served, watch_limits(served, slos, max_waiting_fraction), exact_ends=stages == 1)
     try:
-        run = run_serving(OpenLoopSource(requests), scheduler, watch, pipeline_depth=stages, replicas=replicas,
-                          router=router)
+        run = run_serving(OpenLoopSource(requests), scheduler, watch.timed(price), pipeline_depth=stages,
+                          replicas=replicas, router=router)
     except StopRun as stop:
         return ProbeResult(index, rate_per_s, False, stop.reason, True, (), None, watch.calls,
                            time.perf_counter() - started)
     metrics = serving_metrics(run.records, num_gpus=num_gpus, slos=slos)
     return ProbeResult(index, rate_per_s, metrics.meets_slos, _reason(metrics), False, _latencies(metrics, slos),
                        _limits(run, metrics), len(run.iterations), time.perf_counter() - started)
+
+
+def probe_disaggregated(workload: ServingWorkload, rate_per_s: float, index: int, prefill: Pool, decode: Pool,
+                        router: str, kv_transfer_s: KvTransferTime, num_gpus: int, slos: SloSpec,
+                        max_waiting_fraction: float) -> ProbeResult:
+    """Serve ``workload`` at ``rate_per_s`` on a prefill pool and a decode pool, each request's KV moving
+    between them in ``kv_transfer_s`` seconds (:func:`serving.disaggregated.run_disaggregated`)."""
+    started = time.perf_counter()
+    requests = open_loop_requests(workload_at_rate(workload, rate_per_s))
+    served = served_requests(requests, min(prefill.config.max_model_len_tokens, decode.config.max_model_len_tokens))
+    watch = RunWatch(served, watch_limits(served, slos, max_waiting_fraction),
+                     exact_ends=prefill.depth == 1 and decode.depth == 1)
+    try:
+        run = run_disaggregated(OpenLoopSource(requests), dataclasses.replace(prefill, iteration_time_s=watch.timed(
+            prefill.iteration_time_s)), dataclasses.replace(decode, iteration_time_s=watch.timed(
+                decode.iteration_time_s)), router, kv_transfer_s)
+    except StopRun as stop:
+        return ProbeResult(index, rate_per_s, False, stop.reason, True, (), None, watch.calls,
+                           time.perf_counter() - started)
+    metrics = serving_metrics(run.records, num_gpus=num_gpus, slos=slos)
+    return ProbeResult(index, rate_per_s, metrics.meets_slos, _reason(metrics), False, _latencies(metrics, slos),
+                       None, len(run.iterations), time.perf_counter() - started)

@@ -37,7 +37,7 @@ from serving.at_rate import workload_rate_per_s
 from serving.setup import ServingSetup
 from serving.sources import open_loop_requests
 from sim.capacity.bound import RequestShapes
-from sim.capacity.candidates import Candidate, aggregated_candidates, valid_knobs
+from sim.capacity.candidates import Candidate, aggregated_candidates, disaggregated_candidates, valid_knobs
 from sim.capacity.floor import IterationFloor
 from sim.capacity.grid import RateGrid
 from sim.capacity.options import FEWEST_GPUS, CapacityOptions
@@ -272,7 +272,7 @@ def _findings(search: _Search, candidates: list[Candidate], basis: Basis, option
         if plan_key not in bands:
             bands[plan_key] = _band(basis, deployment.plan)
         band, band_text = bands[plan_key]
-        limited = candidate.bound.limited_by if candidate.bound is not None else "-"
+        limited = candidate.limited_by
         outcome = search.outcomes.get(key)
         probes: tuple[ProbeResult, ...]
         if candidate.infeasible:
@@ -357,6 +357,9 @@ def capacity_search(setup: ServingSetup, basis: Basis, options: CapacityOptions,
         floors = _floors(runner, context, plans, setup, budgets, graph_lists, say)
         candidates = aggregated_candidates(setup, plans, floors, knobs, options.gpu_budget, space.replicas,
                                            space.routers, shapes, options.slos)
+        if space.disaggregated:
+            candidates += disaggregated_candidates(setup, plans, floors, knobs, options.gpu_budget, space.routers[0],
+                                                   shapes, options.slos)
         feasible = [c for c in candidates if not c.infeasible]
         tracker = _Tracker(len(candidates), say, options.objective.kind != FEWEST_GPUS)
         tracker.settle(len(candidates) - len(feasible))

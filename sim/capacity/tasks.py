@@ -23,12 +23,15 @@ from serving.setup import ServingSetup
 from serving.slo import SloSpec
 from sim.capacity.floor import IterationFloor, floor_token_counts, measure_floor
 from sim.capacity.grid import RateGrid
-from sim.capacity.probe import ProbeResult, probe_aggregated
+from serving.disaggregated import Pool
+from sim.capacity.kv_transfer import KvTransferPricer, placed_pricer
+from sim.capacity.probe import ProbeResult, probe_aggregated, probe_disaggregated
 from sim.capacity.rate_search import RESOLVED, RateSearch, search_rate
 from sim.capacity.reuse import same_run
 from sim.capacity.space import Deployment, ReplicaPlan
 from sim.inputs import Basis
 from sim.serving.iteration_cost import IterationPricer
+from sim.costs.build import build_cost_model
 from sim.serving.run import iteration_pricer
 from topology.partition.space import Layout
 
@@ -53,6 +56,7 @@ class CapacityContext:
 
 _contexts: dict[str, CapacityContext] = {}  # this process's installed contexts (a runner's worker state)
 _pricers: dict[tuple[str, Layout], IterationPricer] = {}  # one pricer per plan, for the process's life
+_kv_pricers: dict[tuple[str, str], KvTransferPricer] = {}  # one per disaggregated deployment's placement
 
 
 def install_context(context: CapacityContext) -> None:
@@ -69,6 +73,35 @@ def _pricer(context: CapacityContext, plan: ReplicaPlan) -> IterationPricer:
     if key not in _pricers:
         _pricers[key] = iteration_pricer(context.basis, plan.plan)
     return _pricers[key]
+
+
+def kv_pricer(context: CapacityContext, deployment: Deployment) -> KvTransferPricer:
+    """The KV transfer times of a disaggregated deployment, its replicas placed on the cluster
+    (:func:`sim.capacity.kv_transfer.placed_pricer`), priced by the basis's link model."""
+    assert deployment.decode_plan is not None
+    key = (context.key, f"{deployment.describe_plan()} x{deployment.describe_replicas()}")
+    if key not in _kv_pricers:
+        experiment = context.basis.experiment
+        cost = build_cost_model(experiment.cluster, context.basis.profile, False)
+        _kv_pricers[key] = placed_pricer(deployment.plan.plan, deployment.replicas, deployment.decode_plan.plan,
+                                         deployment.decode_replicas, experiment.model, experiment.cluster, cost)
+    return _kv_pricers[key]
+
+
+def probe_deployment(context: CapacityContext, job: DeploymentJob, index: int) -> ProbeResult:
+    """Simulate ``job``'s deployment at grid index ``index`` (aggregated or disaggregated)."""
+    deployment = job.deployment
+    plan, rate_per_s = deployment.plan, job.grid.rate_per_s(index)
+    if deployment.decode_plan is None:
+        return probe_aggregated(context.setup.workload, rate_per_s, index, job.scheduler, _pricer(context, plan),
+                                plan.stages, deployment.replicas, deployment.router, deployment.gpus, context.slos,
+                                context.max_waiting_fraction)
+    decode = deployment.decode_plan
+    return probe_disaggregated(context.setup.workload, rate_per_s, index,
+                               Pool(job.scheduler, deployment.replicas, plan.stages, _pricer(context, plan)),
+                               Pool(job.scheduler, deployment.decode_replicas, decode.stages, _pricer(context, decode)),
+                               deployment.router, kv_pricer(context, deployment), deployment.gpus, context.slos,
+                               context.max_waiting_fraction)
 
 
 @dataclass(frozen=True)
@@ -145,11 +178,7 @@ class _Group:
                                             earlier.latencies_s, earlier.limits, earlier.iterations, 0.0,
                                             stood_in=other.deployment.key)
                 return earlier.met
-        deployment, context = job.deployment, self.context
-        plan = deployment.plan
-        result = probe_aggregated(context.setup.workload, job.grid.rate_per_s(index), index, job.scheduler,
-                                  _pricer(context, plan), plan.stages, deployment.replicas, deployment.router,
-                                  deployment.gpus, context.slos, context.max_waiting_fraction)
+        result = probe_deployment(self.context, job, index)
         probes[index] = result
         return result.met
 

@@ -77,12 +77,12 @@ def watch_limits(requests: Sequence[RequestSpec], slos: SloSpec, max_waiting_fra
 
 
 class RunWatch:
-    """The pricer, watched (module docstring). ``exact_ends``: one pipeline stage, so an iteration
-    ends exactly at its start plus its duration (TPOT can be judged early)."""
+    """One run's requests, watched through the pricers it hands the driver (:meth:`timed`; a
+    disaggregated run has one per pool). ``exact_ends``: every pool has one pipeline stage, so an
+    iteration ends exactly at its start plus its duration (TPOT can be judged early)."""
 
-    def __init__(self, price: IterationTime, requests: Sequence[RequestSpec], limits: WatchLimits,
-                 exact_ends: bool) -> None:
-        self.price, self.limits, self.exact_ends = price, limits, exact_ends
+    def __init__(self, requests: Sequence[RequestSpec], limits: WatchLimits, exact_ends: bool) -> None:
+        self.limits, self.exact_ends = limits, exact_ends
         self.position = {spec.request_id: index for index, spec in enumerate(requests)}
         self.arrival_s = np.asarray([spec.arrival_s for spec in requests], dtype=np.float64)
         self.sorted_arrival_s = np.sort(self.arrival_s)
@@ -95,14 +95,18 @@ class RunWatch:
         self.calls = 0
         self.peak_waiting = 0
 
-    def __call__(self, plan: IterationPlan) -> float:
+    def timed(self, price: IterationTime) -> IterationTime:
+        """``price``, watched: what the driver calls for each iteration it starts."""
+        return lambda plan: self.observe(plan, price)
+
+    def observe(self, plan: IterationPlan, price: IterationTime) -> float:
         now_s = plan.scheduled_s
         waiting = int(np.searchsorted(self.sorted_arrival_s, now_s, side="right")) - self.started_count
         self.peak_waiting = max(self.peak_waiting, waiting)
         if self.limits.max_waiting is not None and waiting >= self.limits.max_waiting:
             raise StopRun(f"overloaded: {waiting} requests waiting to start at {now_s:.3g} s "
                           f"(the limit: {self.limits.max_waiting})", overloaded=True)
-        duration_s = self.price(plan)
+        duration_s = price(plan)
         end_s = now_s + duration_s
         for item in plan.items:
             index = self.position[item.request_id]
