@@ -9,8 +9,8 @@ crosses the NICs.
 
 **Messages**: every layer's K and V for the prompt's tokens go from the prefill replica's GPUs that hold
 them to the decode replica's GPUs that need them: a GPU of a stage at TP t holds KV heads
-``[r H / t, (r + 1) H / t)`` of that stage's layers (a head each, replicated, when t > H). For each KV
-head a decode GPU needs, the source is the ``(decode rank mod holders)``-th prefill GPU holding it.
+``[r H / t, (r + 1) H / t)`` of that stage's layers (t divides H: :func:`topology.model.check_tp_degree`). For each KV
+head a decode GPU needs, the source is the one prefill GPU holding it.
 Per token and layer a head is ``2 x head_dim x dtype`` bytes. One message per (source GPU, destination
 GPU) pair carries all its layers; the messages run at once, each priced by
 :func:`sim.costs.comm.p2p_cost` over :meth:`Cluster.route`, reserving the links they cross in order
@@ -65,11 +65,8 @@ def pool_order(prefill: int, decode: int) -> list[tuple[str, int]]:
 
 
 def _kv_heads(rank: int, tp: int, kv_heads: int) -> range:
-    if tp <= kv_heads:
-        per = kv_heads // tp
-        return range(rank * per, (rank + 1) * per)
-    head = rank * kv_heads // tp
-    return range(head, head + 1)
+    per = kv_heads // tp
+    return range(rank * per, (rank + 1) * per)
 
 
 def _stage_of(plan: Plan, layer: int) -> Stage:
@@ -90,9 +87,7 @@ def kv_bytes_per_token(source: Plan, source_offset: int, target: Plan, target_of
         src, dst = _stage_of(source, layer), _stage_of(target, layer)
         for rank, device in enumerate(dst.devices):
             for head in _kv_heads(rank, dst.tp_degree, model.num_kv_heads):
-                holders = [d for r, d in enumerate(src.devices) if head in _kv_heads(r, src.tp_degree,
-                                                                                       model.num_kv_heads)]
-                sender = holders[rank % len(holders)]
+                sender = src.devices[head // (model.num_kv_heads // src.tp_degree)]
                 pairs[(placed(sender, source_offset), placed(device, target_offset))] += head_bytes
     return dict(pairs)
 
