@@ -84,6 +84,8 @@ def render_capacity(result: CapacityResult) -> str:
                      f"rejected by every deployment alike)")
     for note in result.notes:
         lines.append(f"(not in the space: {note})")
+    if result.crossover_line:
+        lines += ["", result.crossover_line.replace("Crossover (", "CROSSOVER (", 1)]
     return "\n".join(lines)
 
 

@@ -19,7 +19,10 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
+from collections.abc import Sequence
+
 from serving.at_rate import workload_at_rate
+from serving.batch import DECODE, IterationPlan
 from serving.disaggregated import KvTransferTime, Pool, run_disaggregated
 from serving.driver import ServingRun, run_serving
 from serving.latency import ServingMetrics, serving_metrics
@@ -57,6 +60,9 @@ class ProbeResult:
     iterations: int
     wall_s: float
     stood_in: str = ""  # the deployment whose identical run this verdict is (reuse), or ""
+    mixed_decode_fraction: float | None = None  # full aggregated runs: decode tokens that shared an iteration
+    # with prefill tokens (prefill interference), of all decode tokens
+    kv_wait_mean_s: float | None = None  # full disaggregated runs: first token to KV arrival, mean per request
 
     def latency_s(self, name: str) -> float | None:
         return dict(self.latencies_s).get(name)
@@ -86,6 +92,17 @@ def _limits(run: ServingRun, metrics: ServingMetrics) -> RunLimits:
                      preemptions=metrics.preemptions)
 
 
+def mixed_decode_fraction(plans: Sequence[IterationPlan]) -> float | None:
+    """Of the decode tokens of these iterations, the fraction computed beside prefill tokens."""
+    decodes = mixed = 0
+    for plan in plans:
+        count = sum(1 for item in plan.items if item.kind == DECODE)
+        decodes += count
+        if count < len(plan.items):
+            mixed += count
+    return mixed / decodes if decodes else None
+
+
 def _reason(metrics: ServingMetrics) -> str:
     if not metrics.stability.stable:
         return metrics.stability.reason
@@ -112,7 +129,8 @@ def probe_aggregated(workload: ServingWorkload, rate_per_s: float, index: int, s
                            time.perf_counter() - started)
     metrics = serving_metrics(run.records, num_gpus=num_gpus, slos=slos)
     return ProbeResult(index, rate_per_s, metrics.meets_slos, _reason(metrics), False, _latencies(metrics, slos),
-                       _limits(run, metrics), len(run.iterations), time.perf_counter() - started)
+                       _limits(run, metrics), len(run.iterations), time.perf_counter() - started,
+                       mixed_decode_fraction=mixed_decode_fraction([it.plan for it in run.iterations]))
 
 
 def probe_disaggregated(workload: ServingWorkload, rate_per_s: float, index: int, prefill: Pool, decode: Pool,
@@ -133,5 +151,7 @@ def probe_disaggregated(workload: ServingWorkload, rate_per_s: float, index: int
         return ProbeResult(index, rate_per_s, False, stop.reason, True, (), None, watch.calls,
                            time.perf_counter() - started)
     metrics = serving_metrics(run.records, num_gpus=num_gpus, slos=slos)
+    waits = [transfer.end_s - transfer.ready_s for transfer in run.transfers]
     return ProbeResult(index, rate_per_s, metrics.meets_slos, _reason(metrics), False, _latencies(metrics, slos),
-                       None, len(run.iterations), time.perf_counter() - started)
+                       None, len(run.iterations), time.perf_counter() - started,
+                       kv_wait_mean_s=sum(waits) / len(waits) if waits else None)

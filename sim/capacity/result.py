@@ -8,6 +8,7 @@ from typing import Any
 from serving.scheduler_config import SchedulerConfig
 from serving.slo import SloSpec
 from serving.slo_flags import slo_flag_text
+from sim.capacity.crossover import Crossover, describe_crossover
 from sim.capacity.options import CapacityOptions
 from sim.capacity.probe import ProbeResult
 from sim.capacity.space import Deployment
@@ -75,6 +76,12 @@ class CapacityResult:
     host_time_note: str  # whether the per-iteration host time is measured
     runner: str
     wall_s: float
+    crossover: Crossover | None = None  # with disaggregated deployments and a TPOT SLO
+    crossover_note: str = ""  # why there is no crossover, when asked for and missing
+
+    @property
+    def crossover_line(self) -> str:
+        return describe_crossover(self.crossover) if self.crossover is not None else self.crossover_note
 
     @property
     def best(self) -> Finding | None:
@@ -112,6 +119,21 @@ def _slos_dict(slos: SloSpec) -> list[dict[str, Any]]:
             for s in slos.slos]
 
 
+def _crossover_dict(result: CapacityResult) -> dict[str, Any] | None:
+    c = result.crossover
+    if c is None:
+        return None if not result.crossover_note else {"line": result.crossover_note}
+
+    def points(sweep: tuple[Any, ...]) -> list[dict[str, Any]]:
+        return [{"bound_s": p.bound_s, "capacity_index": p.capacity_index, "capacity_per_s_per_gpu": p.per_gpu,
+                 "at_capacity": None if p.at_capacity is None else _probe_dict(p.at_capacity)} for p in sweep]
+
+    return {"metric": c.metric, "percentile": c.percentile, "aggregated": c.aggregated,
+            "disaggregated": c.disaggregated, "winners": [{"bound_s": b, "winner": w} for b, w in c.winners],
+            "aggregated_points": points(c.aggregated_points), "disaggregated_points": points(c.disaggregated_points),
+            "line": result.crossover_line}
+
+
 def capacity_result_to_dict(result: CapacityResult) -> dict[str, Any]:
     o = result.options
     return {
@@ -123,6 +145,7 @@ def capacity_result_to_dict(result: CapacityResult) -> dict[str, Any]:
         "parameters": result.parameters, "host_time": result.host_time_note, "runner": result.runner,
         "requests": result.requests, "rejected_over_max_len": result.rejected_over_max_len,
         "counts": asdict(result.counts), "notes": list(result.notes), "wall_s": result.wall_s,
+        "crossover": _crossover_dict(result),
         "ranked": [finding_to_dict(f) for f in result.ranked],
         "others": [finding_to_dict(f) for f in result.others],
     }

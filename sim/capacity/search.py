@@ -37,6 +37,7 @@ from serving.at_rate import workload_rate_per_s
 from serving.setup import ServingSetup
 from serving.sources import open_loop_requests
 from sim.capacity.bound import RequestShapes
+from sim.capacity.crossover import Crossover, assemble, make_tasks, run_crossover_task, swept_slo
 from sim.capacity.candidates import Candidate, aggregated_candidates, disaggregated_candidates, valid_knobs
 from sim.capacity.floor import IterationFloor
 from sim.capacity.grid import RateGrid
@@ -46,7 +47,7 @@ from sim.capacity.probe import ProbeResult, served_requests
 from sim.capacity.result import PRUNED_BY_BOUND, RESOLVED, CapacityResult, Finding, SearchCounts
 from sim.capacity.runners import Runner
 from sim.capacity.settings import knob_setup
-from sim.capacity.space import ReplicaPlan
+from sim.capacity.space import AGGREGATED, DISAGGREGATED, ReplicaPlan
 from sim.capacity.tasks import (
     AT_RATE,
     RANK,
@@ -329,6 +330,39 @@ def _counts(candidates: list[Candidate], search: _Search, findings: tuple[Findin
         iterations_simulated=sum(p.iterations for p in probes if not p.stood_in))
 
 
+def _best_of_kind(kind: str, candidates: list[Candidate], search: _Search) -> Candidate | None:
+    """The kind's deployment of most requests/s per GPU found by the search, else of the highest bound per GPU."""
+    mine = [c for c in candidates if c.deployment.kind == kind]
+
+    def found_per_gpu(candidate: Candidate) -> float:
+        outcome = search.outcomes.get(candidate.deployment.key)
+        if outcome is None or outcome.capacity is None:
+            return -1.0
+        return search.grids[candidate.deployment.key].rate_per_s(outcome.capacity) / candidate.deployment.gpus
+
+    resolved = [c for c in mine if found_per_gpu(c) >= 0]
+    if resolved:
+        return max(resolved, key=lambda c: (found_per_gpu(c), -c.deployment.gpus, c.deployment.key))
+    return max(mine, key=lambda c: (c.bound_per_s / c.deployment.gpus, c.deployment.key), default=None)
+
+
+def _crossover(runner: Runner, context: CapacityContext, search: _Search, feasible: list[Candidate],
+               options: CapacityOptions, say: Progress) -> tuple[Crossover | None, str]:
+    """Sweep the TPOT bound for the best deployment of each kind (:mod:`sim.capacity.crossover`)."""
+    slo = swept_slo(options.slos)
+    if slo is None:
+        return None, "no crossover: give a TPOT SLO (e.g. --slo tpot_p99_ms=50) to sweep its bound"
+    aggregated = _best_of_kind(AGGREGATED, feasible, search)
+    disaggregated = _best_of_kind(DISAGGREGATED, feasible, search)
+    if aggregated is None or disaggregated is None:
+        missing = "aggregated" if aggregated is None else "disaggregated"
+        return None, f"no crossover: no {missing} deployment can meet the SLOs"
+    jobs = [_job(c, RateGrid(float(c.deployment.gpus), options.resolution), None) for c in (aggregated, disaggregated)]
+    say(f"crossover: sweeping the {slo.metric.upper()} {slo.percentile} bound for the best deployment of each kind")
+    sweeps = runner.map(run_crossover_task, make_tasks(context, jobs[0], jobs[1], slo, options.resolution))
+    return assemble(jobs[0], jobs[1], slo, sweeps), ""
+
+
 def _host_time_note(basis: Basis) -> str:
     measured = "serving_iteration_host_s" in (basis.profile.params.sim_params if basis.profile else {})
     return ("the host time per iteration is measured" if measured
@@ -368,6 +402,9 @@ def capacity_search(setup: ServingSetup, basis: Basis, options: CapacityOptions,
             search.fewest(feasible)
         else:
             search.rank(feasible)
+        crossover, crossover_note = None, ""
+        if space.disaggregated:
+            crossover, crossover_note = _crossover(runner, context, search, feasible, options, say)
         description = runner.description
     finally:
         runner.close()
@@ -377,4 +414,5 @@ def capacity_search(setup: ServingSetup, basis: Basis, options: CapacityOptions,
         experiment=experiment.name, model=experiment.model.name, cluster=experiment.cluster.name, options=options,
         ranked=ranked, others=others, counts=_counts(candidates, search, (*ranked, *others)), requests=requests,
         rejected_over_max_len=rejected, notes=notes, parameters=basis.profile_label,
-        host_time_note=_host_time_note(basis), runner=description, wall_s=time.perf_counter() - started)
+        host_time_note=_host_time_note(basis), runner=description, wall_s=time.perf_counter() - started,
+        crossover=crossover, crossover_note=crossover_note)

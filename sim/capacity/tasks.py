@@ -15,6 +15,7 @@ pricer per plan for the worker's life (its prices are pure functions of the plan
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass
 
@@ -62,6 +63,11 @@ _kv_pricers: dict[tuple[str, str], KvTransferPricer] = {}  # one per disaggregat
 def install_context(context: CapacityContext) -> None:
     """Make ``context`` available to the tasks this process runs (a runner calls it once per worker)."""
     _contexts[context.key] = context
+
+
+def context_for(key: str) -> CapacityContext:
+    """The context installed under ``key`` in this process."""
+    return _contexts[key]
 
 
 def installed(key: str) -> bool:
@@ -174,9 +180,7 @@ class _Group:
             earlier = found.get(index)
             if earlier is not None and earlier.limits is not None and same_run(other.scheduler, earlier.limits,
                                                                                  job.scheduler):
-                probes[index] = ProbeResult(earlier.index, earlier.rate_per_s, earlier.met, earlier.reason, False,
-                                            earlier.latencies_s, earlier.limits, earlier.iterations, 0.0,
-                                            stood_in=other.deployment.key)
+                probes[index] = dataclasses.replace(earlier, wall_s=0.0, stood_in=other.deployment.key)
                 return earlier.met
         result = probe_deployment(self.context, job, index)
         probes[index] = result
