@@ -35,6 +35,17 @@ def no_allreduce(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def mlp(w: LayerShard, xn: torch.Tensor, gated: bool) -> torch.Tensor:
+    """This rank's share of the MLP (before the all-reduce): ``down(act(gate_up(xn)))``."""
+    up = F.linear(xn, w.gate_up)  # gated: (..., 2F/t) = [gate | up]; plain: (..., F/t)
+    if gated:
+        gate, up = up.chunk(2, dim=-1)
+        act = F.silu(gate) * up
+    else:
+        act = F.gelu(up, approximate="tanh")
+    return F.linear(act, w.down)
+
+
 def next_token_input(hidden: torch.Tensor) -> torch.Tensor:
     """The next decode step's input to stage 0: the last stage's output, RMS-normalised (no weight)."""
     return F.rms_norm(hidden, (hidden.shape[-1],), None, RMS_EPS)
@@ -138,13 +149,7 @@ class StageModel:
         return x + self.allreduce(self._mlp(w, F.rms_norm(x, (hidden,), w.mlp_norm, RMS_EPS)))
 
     def _mlp(self, w: LayerShard, xn: torch.Tensor) -> torch.Tensor:
-        up = F.linear(xn, w.gate_up)  # gated: (..., 2F/t) = [gate | up]; plain: (..., F/t)
-        if self.model.gated_mlp:
-            gate, up = up.chunk(2, dim=-1)
-            act = F.silu(gate) * up
-        else:
-            act = F.gelu(up, approximate="tanh")
-        return F.linear(act, w.down)
+        return mlp(w, xn, self.model.gated_mlp)
 
     # -- prefill --------------------------------------------------------------------------
     def prefill(self, x: torch.Tensor, batch_start: int) -> torch.Tensor:

@@ -44,6 +44,7 @@ from executor.pipeline import (
     time_stage_collectives_s,
 )
 from executor.results import build_metrics, rank_record
+from serving.setup import experiment_is_serving
 from topology.atomic_io import check_output_file, write_bytes_atomic
 from topology.errors import LayerwiseError
 from topology.experiment import Experiment, build_plan, load_experiment
@@ -86,6 +87,9 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
                         help="prefill GQA path: auto (default: measured at start-up), gqa or expand")
     parser.add_argument("--fault", default=None, metavar="KIND:RANK:STEP",
                         help="tests: kill:RANK:STEP or hang:RANK:STEP")
+    parser.add_argument("--serving-attention", choices=("auto", "paged-varlen", "varlen-gather", "per-request"),
+                        default="auto", help="serving workloads: the attention path (default auto: the first "
+                                             "that agrees with the reference at start-up)")
 
 
 def check_output_paths(args: argparse.Namespace, rank: int, is_dump_rank: bool) -> None:
@@ -152,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    serving = _serving_run(args, rank, world_size, local_rank)
+    if serving is not None:
+        return serving
     try:
         experiment, plan_name, plan = resolve(args)
         fault = parse_fault(args.fault)
@@ -193,6 +200,24 @@ def main(argv: list[str] | None = None) -> int:
         os._exit(FAILURE_EXIT_CODE)  # peers may be blocked; do not wait in destroy_process_group
     dist.destroy_process_group()
     return 0
+
+
+def _serving_run(args: argparse.Namespace, rank: int, world_size: int, local_rank: int) -> int | None:
+    """A serving experiment (``workload.phase: serve``) runs in :mod:`executor.serving.worker`: its
+    exit code; None for a fixed-batch experiment."""
+    try:
+        serving = experiment_is_serving(args.experiment, args.overrides)
+    except LayerwiseError as exc:
+        if rank == 0:
+            print(f"executor: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    if not serving:
+        return None
+    from executor.serving.worker import serving_main
+
+    backend = choose_backend(args.backend)
+    timeout_s = args.timeout_s if args.timeout_s is not None else default_timeout_s(backend)
+    return serving_main(args, rank, world_size, local_rank, backend, timeout_s)
 
 
 def _failure_line(layout: RankLayout, run: RankRun | None, exc: BaseException) -> str:

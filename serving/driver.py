@@ -5,7 +5,8 @@ Each replica is a pipeline of ``pipeline_depth`` stages, stage-uniform: an itera
 spends T/d in each stage, enters the first stage as soon as the previous iteration left it (back to
 back) and at most d iterations are in flight (vLLM's batch queue). Its tokens exist when it leaves
 the last stage; an iteration that reaches a stage still busy waits there. With d = 1 an iteration
-starts when the previous one ends.
+starts when the previous one ends. ``iteration_time_s`` may instead give each stage's own time (a
+tuple of d seconds, as a measured run records them): the same pipeline, stages no longer uniform.
 
 At one instant the driver handles, in order: iterations that end (tokens, finished requests, a
 closed loop's next requests), arrivals (routed to a replica; rejected at once if they can never
@@ -32,14 +33,15 @@ from serving.scheduler_config import SchedulerConfig
 from serving.sources import RequestSource
 from topology.errors import LayerwiseError
 
-IterationTime = Callable[[IterationPlan], float]
+IterationTime = Callable[[IterationPlan], float | tuple[float, ...]]
 _COMPLETE, _ARRIVE, _STAGE_FREE = 0, 1, 2  # order of events at one instant
 
 
 @dataclass(frozen=True)
 class IterationRecord:
     """One iteration as it ran: its plan, when it entered the first stage and left the last, its
-    duration (the sum of its stage times) and the replica's state right after it was scheduled."""
+    duration (the sum of its stage times) and the replica's state right after it was scheduled.
+    ``stage_times_s``: each stage's time when they were given apart (empty: d equal shares)."""
 
     replica: int
     plan: IterationPlan
@@ -49,6 +51,39 @@ class IterationRecord:
     num_waiting: int
     num_running: int
     kv_blocks_used: int
+    stage_times_s: tuple[float, ...] = ()
+
+
+def advance_stages(stage_free_s: list[float], ready_s: float, stage_times_s: tuple[float, ...],
+                   first_stage: int = 0) -> float:
+    """Send an iteration ready at ``ready_s`` through stages ``first_stage``, ``first_stage + 1``, ...
+    (one time each from ``stage_times_s``): each starts when the iteration and the stage are both free
+    (``stage_free_s``, updated); when it leaves the last of them. The one place this arithmetic lives:
+    a measured run computes its own times with it, so a replay reproduces them to the last bit."""
+    for offset, stage_s in enumerate(stage_times_s):
+        stage = first_stage + offset
+        ready_s = max(ready_s, stage_free_s[stage]) + stage_s
+        stage_free_s[stage] = ready_s
+    return ready_s
+
+
+def stage_times_s(value: object, depth: int, iteration: int) -> tuple[tuple[float, ...], float, bool]:
+    """An ``iteration_time_s`` answer as (time per stage, duration, given per stage), or one error: a
+    duration must be a finite time > 0 s (split in d equal shares); per-stage times must be d finite
+    times >= 0 s with a sum > 0."""
+    if isinstance(value, tuple):
+        ok = (len(value) == depth and all(isinstance(t, (int, float)) and not isinstance(t, bool)
+                                           and math.isfinite(t) and t >= 0 for t in value) and sum(value) > 0)
+        if not ok:
+            raise LayerwiseError("iteration_time_s", f"returned {value!r} for iteration {iteration}; per-stage times "
+                                 f"must be {depth} finite times >= 0 s with a sum > 0")
+        times = tuple(float(t) for t in value)
+        return times, sum(times), True
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise LayerwiseError("iteration_time_s", f"returned {value!r} for iteration {iteration}; "
+                             f"must be a finite time > 0 s")
+    share = float(value) / depth
+    return (share,) * depth, float(value), False
 
 
 @dataclass(frozen=True)
@@ -79,14 +114,9 @@ class _Replica:
         self.stage_free_s = [0.0] * depth
         self.in_flight = 0
 
-    def push(self, start_s: float, duration_s: float) -> float:
+    def push(self, start_s: float, stage_times: tuple[float, ...]) -> float:
         """Send an iteration through the stages from ``start_s``; when it leaves the last one."""
-        stage_s = duration_s / len(self.stage_free_s)
-        ready_s = start_s
-        for stage, free_s in enumerate(self.stage_free_s):
-            ready_s = max(ready_s, free_s) + stage_s
-            self.stage_free_s[stage] = ready_s
-        return ready_s
+        return advance_stages(self.stage_free_s, start_s, stage_times)
 
 
 class _Run:
@@ -143,17 +173,14 @@ class _Run:
             plan = scheduler.schedule(now_s)
             if plan is None:
                 return
-            duration_s = self.iteration_time_s(plan)
-            if not isinstance(duration_s, (int, float)) or not math.isfinite(duration_s) or duration_s <= 0:
-                raise LayerwiseError("iteration_time_s", f"returned {duration_s!r} for iteration {plan.iteration}; "
-                                     f"must be a finite time > 0 s")
-            end_s = replica.push(now_s, float(duration_s))
+            times, duration_s, per_stage = stage_times_s(self.iteration_time_s(plan), self.depth, plan.iteration)
+            end_s = replica.push(now_s, times)
             replica.in_flight += 1
             self.push(end_s, _COMPLETE, (index, plan))
             self.iterations.append(IterationRecord(
-                replica=index, plan=plan, start_s=now_s, end_s=end_s, duration_s=float(duration_s),
+                replica=index, plan=plan, start_s=now_s, end_s=end_s, duration_s=duration_s,
                 num_waiting=scheduler.num_waiting, num_running=scheduler.num_running,
-                kv_blocks_used=scheduler.kv_blocks_used))
+                kv_blocks_used=scheduler.kv_blocks_used, stage_times_s=times if per_stage else ()))
         if replica.in_flight < self.depth and replica.stage_free_s[0] > now_s:
             self.push(replica.stage_free_s[0], _STAGE_FREE, index)
 

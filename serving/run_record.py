@@ -10,7 +10,8 @@ every request's timestamps and every iteration's batch, with what produced them.
                "token_times_s": [...], "finish_s", "preemptions", "replica", "rejected_because"}],
  "iterations": [{"replica", "iteration", "scheduled_s", "start_s", "end_s", "duration_s", "padded_tokens",
                  "cuda_graph", "preempted_ids": [...], "num_waiting", "num_running", "kv_blocks_used",
-                 "items": [[request_id, kind, new_tokens, context_tokens, emits_token], ...]}],
+                 "items": [[request_id, kind, new_tokens, context_tokens, emits_token], ...],
+                 "stage_times_s": [...]}],   # only when the stages' times were given apart (measured)
  "environment": {...device, versions, commit, timing method...}}
 ```
 
@@ -74,7 +75,8 @@ def iteration_to_dict(i: IterationRecord) -> dict[str, Any]:
             "end_s": i.end_s, "duration_s": i.duration_s, "padded_tokens": p.padded_tokens,
             "cuda_graph": p.cuda_graph, "preempted_ids": list(p.preempted_ids), "num_waiting": i.num_waiting,
             "num_running": i.num_running, "kv_blocks_used": i.kv_blocks_used,
-            "items": [[t.request_id, t.kind, t.new_tokens, t.context_tokens, t.emits_token] for t in p.items]}
+            "items": [[t.request_id, t.kind, t.new_tokens, t.context_tokens, t.emits_token] for t in p.items],
+            **({"stage_times_s": list(i.stage_times_s)} if i.stage_times_s else {})}
 
 
 def _request(raw: dict[str, Any]) -> RequestRecord:
@@ -95,7 +97,8 @@ def _iteration(raw: dict[str, Any]) -> IterationRecord:
     return IterationRecord(replica=int(raw["replica"]), plan=plan, start_s=float(raw["start_s"]),
                            end_s=float(raw["end_s"]), duration_s=float(raw["duration_s"]),
                            num_waiting=int(raw["num_waiting"]), num_running=int(raw["num_running"]),
-                           kv_blocks_used=int(raw["kv_blocks_used"]))
+                           kv_blocks_used=int(raw["kv_blocks_used"]),
+                           stage_times_s=tuple(float(t) for t in raw.get("stage_times_s", ())))
 
 
 def serving_record_from_dict(raw: Any, origin: str = "serving run") -> ServingRunRecord:

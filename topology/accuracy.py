@@ -90,7 +90,10 @@ class RegimeError:
                 raise LayerwiseError(f"validation.{name}", f"must be >= 0, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        raw = asdict(self)
+        if math.isnan(self.bound):  # JSON has no NaN: a band without a bound writes null
+            raw["bound"] = None
+        return raw
 
 
 def regime_error_from_dict(raw: dict[str, Any]) -> RegimeError:

@@ -9,11 +9,14 @@
 #           this commit (set beside the fitted lease with layerwise validate --compare-leases; never fitted)
 #   part 4: the shape study (issue 22): every shape family's step times and kernels, and this lease's HBM
 #           and launch figures (benchmarks/device/shape_study.py)
-# Usage (repo root, on the device): LAYERWISE_GIT_COMMIT=<sha> OUT=<dir> bash benchmarks/device/run_all.sh 1|2|3|4
+#   part 5: the serving study (issue 23): the host cost per serving iteration, then serving runs of llama3-8b
+#           and small-1024 at low, medium and near-saturation Poisson load, short and long prompts, chunking on
+#           and off (benchmarks/device/serving_study.py); records and their experiments in $OUT/serving/
+# Usage (repo root, on the device): LAYERWISE_GIT_COMMIT=<sha> OUT=<dir> bash benchmarks/device/run_all.sh 1|2|3|4|5
 # simpy is not on the device image: carry its wheel in .whl/ (the search in part 1 needs it).
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
-part=${1:?usage: bash benchmarks/device/run_all.sh 1|2|3|4}
+part=${1:?usage: bash benchmarks/device/run_all.sh 1|2|3|4|5}
 OUT=${OUT:-/tmp/layerwise-out}
 work=$(mktemp -d)
 mkdir -p "$OUT"
@@ -61,6 +64,10 @@ elif [ "$part" = 4 ]; then
   timeout 520 python3 benchmarks/device/shape_study.py --out "$work/study" --steps-wall-s "${STEPS_WALL_S:-300}" \
     --kernels-wall-s "${KERNELS_WALL_S:-140}" || echo "shape study rc=$?"
   tar -C "$work" -czf "$OUT/study-$tag.tar.gz" study
+elif [ "$part" = 5 ]; then
+  step "serving study: host cost per iteration, then the serving runs (records in $OUT/serving/)"
+  timeout 400 python3 benchmarks/device/serving_study.py --out "$OUT" --wall-s "${SERVING_WALL_S:-330}" \
+    || echo "serving study rc=$?"
 elif [ "$part" = 3 ]; then
   mkdir -p "$work/hardware" "$work/confirm"
   step "executor suite: decode entries with CUDA graphs (a later lease)"

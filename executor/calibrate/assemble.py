@@ -22,6 +22,7 @@ from executor.calibrate.fit import (
     streaming_bandwidth,
     usable_l2_bytes,
 )
+from executor.calibrate.serving_host import SIM_PARAM as SERVING_HOST_PARAM
 from topology.profile import AttentionPoint, CollectiveFit, GemmPoint, HardwareProfile, ProfileParams
 
 
@@ -95,6 +96,9 @@ def build_profile(raw: dict[str, Any], gpu_name: str, gpu_count: int, environmen
         if fitted:
             collectives, fits["collectives"] = fitted
 
+    serving = _ok(raw, "serving-host")
+    sim_params = {SERVING_HOST_PARAM: float(serving["host_s_per_iteration"])} if serving else {}
+
     measured = ProfileParams(
         hbm_bw_bytes_per_s=hbm_bw,
         hbm_read_bw_bytes_per_s=read.bw_bytes_per_s if read else None,
@@ -106,6 +110,7 @@ def build_profile(raw: dict[str, Any], gpu_name: str, gpu_count: int, environmen
         collectives=collectives,
         gemm_points=gemm_points,
         attention_points=attention_points,
+        sim_params=sim_params,
     )
     params, rejected = reject_unphysical(measured, dict(environment.get("datasheet") or {}), samples or ())
     full_raw = dict(raw)

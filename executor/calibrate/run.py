@@ -28,12 +28,13 @@ from executor.calibrate.hbm import measure_hbm
 from executor.calibrate.l2 import measure_l2
 from executor.calibrate.launch import measure_launch
 from executor.calibrate.plots import plot_profile
+from executor.calibrate.serving_host import measure_serving_host
 from executor.calibrate.timing import Device
 from topology.errors import LayerwiseError
 from topology.model import load_model, model_names
 from topology.profile import HardwareProfile, write_profile
 
-SECTIONS = ("launch", "hbm", "l2", "gemm", "attention", "collectives")
+SECTIONS = ("launch", "hbm", "l2", "gemm", "attention", "collectives", "serving-host")
 GPU_MODELS = ("seed-dense-16", "small-1024")
 CPU_MODELS = ("tiny-test",)
 CPU_BUDGET_BYTES = 256 * 1024 * 1024  # rotation buffers on a CPU plumbing run
@@ -122,6 +123,8 @@ def _measure(name: str, device: Device, gpus: int, grid: CalibrationGrid, args: 
         if device.is_cuda:
             torch.cuda.empty_cache()  # leave the GPUs' memory to the torchrun processes
         return launch_collectives(gpus, device.torch_device.type, grid.collective_bytes, args.quick)
+    if name == "serving-host":
+        return measure_serving_host(device, args.quick, args.seed, _progress)
     raise ValueError(f"unknown section {name!r}")
 
 def calibrate(args: CalibrationRequest) -> HardwareProfile:

@@ -26,6 +26,8 @@ def summary_table(profile: HardwareProfile) -> str:
     for name, sheet_key, scale, unit in _ROWS:
         measured = getattr(profile.params, name)
         lines.append(f"{name:<26}{_fmt(measured, scale):>12}{_fmt(datasheet.get(sheet_key), scale):>12}  {unit}")
+    for name, value in sorted(profile.params.sim_params.items()):  # serving_iteration_host_s
+        lines.append(f"{name:<26}{value * 1e6:>12.3g}{'-':>12}  us")
     lines.append(f"{'gemm points':<26}{len(profile.params.gemm_points):>12}")
     lines.append(f"{'attention points':<26}{len(profile.params.attention_points):>12}")
     for fit in profile.params.collectives:

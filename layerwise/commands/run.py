@@ -20,6 +20,7 @@ from executor.launch import (
     run_torchrun,
     torchrun_command,
 )
+from executor.serving.launch import SERVING_BACKSTOP_S, check_serving_launch
 from executor.worker import (
     add_worker_arguments,
     attention_request,
@@ -28,6 +29,8 @@ from executor.worker import (
     default_timeout_s,
     resolve,
 )
+from serving.setup import experiment_is_serving
+from topology.plan import Plan
 
 LAUNCH_OPTIONS = ("--nnodes", "--node-rank", "--rdzv-endpoint", "--rdzv-id", "--rdzv-backend",
                   "--master-addr", "--master-port")
@@ -51,7 +54,8 @@ def worker_args(args: argparse.Namespace) -> list[str]:
                         ("--backend", args.backend), ("--fill", args.fill),
                         ("--dump-outputs", args.dump_outputs), ("--fault", args.fault),
                         ("--sdpa-backend", args.sdpa_backend), ("--decode-attention", args.decode_attention),
-                        ("--prefill-attention", args.prefill_attention)):
+                        ("--prefill-attention", args.prefill_attention),
+                        ("--serving-attention", args.serving_attention)):
         if value is not None:
             out += [flag, str(value)]
     if args.timeout_s is not None:
@@ -73,6 +77,8 @@ def torchrun_args(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if experiment_is_serving(args.experiment, args.overrides):
+        return run_serving(args)
     check_output_paths(args, rank=0, is_dump_rank=True)
     experiment, plan_name, plan = resolve(args)
     if args.plan and args.plan.endswith(".json"):
@@ -86,8 +92,24 @@ def run(args: argparse.Namespace) -> int:
     command = torchrun_command(nproc, worker_args(args), torchrun_args(args))
     print(f"layerwise run: {experiment.name}/{plan_name}: {plan.describe()} on {plan.num_devices} "
           f"{'GPUs' if backend == 'nccl' else 'CPU processes'} ({backend})", flush=True)
+    return _outcome(plan, command, timeout_s + STARTUP_MARGIN_S)
+
+
+def run_serving(args: argparse.Namespace) -> int:
+    """A serving experiment: the same launcher; the workers serve (:mod:`executor.serving.worker`)."""
+    setup, plan_name, plan, nproc = check_serving_launch(args)
+    args.plan = str(Path(args.plan).resolve()) if args.plan and args.plan.endswith(".json") else plan_name
+    backend = choose_backend(args.backend)
+    timeout_s = args.timeout_s if args.timeout_s is not None else default_timeout_s(backend)
+    command = torchrun_command(nproc, worker_args(args), torchrun_args(args))
+    print(f"layerwise run: {setup.experiment.name}/{plan_name}: serving on {plan.describe()}, {plan.num_devices} "
+          f"{'GPUs' if backend == 'nccl' else 'CPU processes'} ({backend})", flush=True)
+    return _outcome(plan, command, timeout_s + STARTUP_MARGIN_S + SERVING_BACKSTOP_S)
+
+
+def _outcome(plan: Plan, command: list[str], backstop_s: float) -> int:
     try:
-        outcome = run_torchrun(plan, command, timeout_s + STARTUP_MARGIN_S)
+        outcome = run_torchrun(plan, command, backstop_s)
     except RunInterrupted as stop:
         print(f"layerwise run: {stop}: ended torchrun and its workers ({stop.processes_ended} processes), "
               f"no result written", file=sys.stderr, flush=True)
