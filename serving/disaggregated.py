@@ -10,9 +10,10 @@ replica's send side and the decode replica's receive side (a transfer waits for 
 On arrival the decode replica's scheduler queues it with its prompt computed and its first token
 emitted (:meth:`serving.scheduler.Scheduler.add_prefilled`), and decodes the rest.
 
-Both pools keep a pipeline of iterations in flight as :mod:`serving.driver` does (stage-uniform, at most
-``depth`` in flight). A request that could never fit a decode replica (prompt + output beyond
-``max_model_len_tokens`` or its KV beyond the pool) is rejected at arrival. The prefill side frees a
+Both pools keep a pipeline of iterations in flight as :mod:`serving.driver` does (its stage arithmetic:
+stage-uniform, or the stage times ``iteration_time_s`` gives; at most ``depth`` in flight). A request
+that could never fit a decode replica (prompt + output beyond ``max_model_len_tokens`` or its KV beyond
+the pool) is rejected at arrival. The prefill side frees a
 request's KV when its first token is sampled (the transfer's send buffer is not modelled).
 """
 
@@ -21,12 +22,12 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import itertools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from serving.batch import IterationPlan
+from serving.driver import IterationTime, advance_stages, stage_times_s
 from serving.requests import RequestRecord, RequestSpec, RequestStatus
 from serving.routing import Router
 from serving.scheduler import Scheduler
@@ -34,7 +35,6 @@ from serving.scheduler_config import SchedulerConfig
 from serving.sources import RequestSource
 from topology.errors import LayerwiseError
 
-IterationTime = Callable[[IterationPlan], float]
 KvTransferTime = Callable[[int, int, int], float]  # (prompt tokens, prefill replica, decode replica) -> s
 PREFILL_POOL, DECODE_POOL = "prefill", "decode"
 _COMPLETE, _KV_ARRIVE, _ARRIVE, _STAGE_FREE = 0, 1, 2, 3  # order of events at one instant
@@ -88,13 +88,8 @@ class _Replica:
         self.stage_free_s = [0.0] * depth
         self.in_flight = 0
 
-    def push(self, start_s: float, duration_s: float) -> float:
-        stage_s = duration_s / len(self.stage_free_s)
-        ready_s = start_s
-        for stage, free_s in enumerate(self.stage_free_s):
-            ready_s = max(ready_s, free_s) + stage_s
-            self.stage_free_s[stage] = ready_s
-        return ready_s
+    def push(self, start_s: float, stage_times: tuple[float, ...]) -> float:
+        return advance_stages(self.stage_free_s, start_s, stage_times)
 
 
 class _Run:
@@ -178,14 +173,11 @@ class _Run:
             plan = replica.scheduler.schedule(now_s)
             if plan is None:
                 return
-            duration_s = pool.iteration_time_s(plan)
-            if not isinstance(duration_s, (int, float)) or not math.isfinite(duration_s) or duration_s <= 0:
-                raise LayerwiseError("iteration_time_s", f"returned {duration_s!r} for {name} iteration "
-                                     f"{plan.iteration}; must be a finite time > 0 s")
-            end_s = replica.push(now_s, float(duration_s))
+            times, duration_s, _ = stage_times_s(pool.iteration_time_s(plan), pool.depth, plan.iteration)
+            end_s = replica.push(now_s, times)
             replica.in_flight += 1
             self.push(end_s, _COMPLETE, (name, index, plan))
-            self.iterations.append(PoolIteration(name, index, plan, now_s, end_s, float(duration_s)))
+            self.iterations.append(PoolIteration(name, index, plan, now_s, end_s, duration_s))
         if replica.in_flight < pool.depth and replica.stage_free_s[0] > now_s:
             self.push(replica.stage_free_s[0], _STAGE_FREE, None)
 

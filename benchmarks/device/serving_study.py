@@ -103,7 +103,8 @@ def plan_cases(shapes: tuple[Shape, ...]) -> list[Case]:
     """In priority order: the big model's short-prompt loads, the small model's, long prompts, chunking off."""
     big, small = shapes
     return [Case(big, "short", "vllm", "probe"), *(Case(big, "short", "vllm", load) for load, _ in LOADS),
-            Case(small, "short", "vllm", "probe"), Case(big, "short", "vllm", "l100"), Case(small, "short", "vllm", "low"),
+            Case(small, "short", "vllm", "probe"), Case(big, "short", "vllm", "l100"),
+            Case(small, "short", "vllm", "low"),
             Case(small, "short", "vllm", "high"),
             Case(big, "long", "vllm", "probe"), Case(big, "long", "vllm", "medium"),
             Case(big, "long", "prefill-first", "medium"), Case(big, "short", "prefill-first", "high"),

@@ -4,9 +4,10 @@ each kind as one SLO's bound is swept, the others fixed, and why the winner wins
 The swept SLO is the search's tightest TPOT SLO (its percentile; bounds ``SWEEP_FACTORS`` times the
 given one). For each of the two deployments, a :class:`CrossoverTask` simulates it at grid rates with
 every other SLO in force and the swept one at its loosest bound (a run stops early only when its verdict
-is known for every bound), keeps each run, and bisects the rate grid once per bound on those runs (:mod:`sim.capacity.rate_search`): the
-capacity at bound ``b`` is the highest grid rate whose run meets the other SLOs with its TPOT percentile
-at most ``b``. Both deployments use the per-GPU rate grid, so their capacities compare index to index.
+is known for every bound), keeps each run, and bisects the rate grid once per bound on those runs
+(:mod:`sim.capacity.rate_search`): the capacity at bound ``b`` is the highest grid rate whose run meets
+the other SLOs with its TPOT percentile at most ``b``. Both deployments use the per-GPU rate grid, so
+their capacities compare index to index.
 
 Why, in numbers from the runs at each capacity: the aggregated deployment's **prefill interference** (the
 fraction of its decode tokens computed in an iteration that also carried prefill tokens, which lengthens

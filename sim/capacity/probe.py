@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
-
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from serving.at_rate import workload_at_rate
 from serving.batch import DECODE, IterationPlan

@@ -37,8 +37,8 @@ from serving.at_rate import workload_rate_per_s
 from serving.setup import ServingSetup
 from serving.sources import open_loop_requests
 from sim.capacity.bound import RequestShapes
-from sim.capacity.crossover import Crossover, assemble, make_tasks, run_crossover_task, swept_slo
 from sim.capacity.candidates import Candidate, aggregated_candidates, disaggregated_candidates, valid_knobs
+from sim.capacity.crossover import Crossover, assemble, make_tasks, run_crossover_task, swept_slo
 from sim.capacity.floor import IterationFloor
 from sim.capacity.grid import RateGrid
 from sim.capacity.options import FEWEST_GPUS, CapacityOptions

@@ -19,20 +19,20 @@ import dataclasses
 import statistics
 from dataclasses import dataclass
 
+from serving.disaggregated import Pool
 from serving.scheduler_config import SchedulerConfig
 from serving.setup import ServingSetup
 from serving.slo import SloSpec
 from sim.capacity.floor import IterationFloor, floor_token_counts, measure_floor
 from sim.capacity.grid import RateGrid
-from serving.disaggregated import Pool
 from sim.capacity.kv_transfer import KvTransferPricer, placed_pricer
 from sim.capacity.probe import ProbeResult, probe_aggregated, probe_disaggregated
 from sim.capacity.rate_search import RESOLVED, RateSearch, search_rate
 from sim.capacity.reuse import same_run
 from sim.capacity.space import Deployment, ReplicaPlan
+from sim.costs.build import build_cost_model
 from sim.inputs import Basis
 from sim.serving.iteration_cost import IterationPricer
-from sim.costs.build import build_cost_model
 from sim.serving.run import iteration_pricer
 from topology.partition.space import Layout
 

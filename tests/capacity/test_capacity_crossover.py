@@ -32,7 +32,8 @@ def _point(bound_ms: float, per_gpu: float | None, probe: ProbeResult | None = N
 def test_the_winner_changes_once_and_the_line_says_where_and_why() -> None:
     # Disaggregated 2.0 against aggregated 1.0 at 25 ms, 3.0 against 2.0 at 50 ms; from 75 ms aggregated
     # wins (4.0 against 3.0): the crossover lies between 50 and 75 ms.
-    aggregated = (_point(25, 1.0, _probe(mixed=0.4, tpot_s=24 * MS)), _point(50, 2.0, _probe(mixed=0.5, tpot_s=49 * MS)),
+    aggregated = (_point(25, 1.0, _probe(mixed=0.4, tpot_s=24 * MS)),
+                  _point(50, 2.0, _probe(mixed=0.5, tpot_s=49 * MS)),
                   _point(75, 4.0, _probe(mixed=0.6, tpot_s=70 * MS)))
     disaggregated = (_point(25, 2.0, _probe(kv_wait_s=1 * MS)), _point(50, 3.0, _probe(kv_wait_s=2 * MS)),
                      _point(75, 3.0, _probe(kv_wait_s=2 * MS)))

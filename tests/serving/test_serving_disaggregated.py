@@ -4,12 +4,12 @@ iteration times and a constant KV transfer time, every timestamp worked out by h
 from __future__ import annotations
 
 import pytest
+from serving_cases import MS, config, requests
 
 from serving.batch import IterationPlan
 from serving.disaggregated import DECODE_POOL, PREFILL_POOL, DisaggregatedRun, Pool, run_disaggregated
 from serving.requests import RequestStatus
 from serving.sources import OpenLoopSource
-from serving_cases import MS, config, requests
 from topology.errors import LayerwiseError
 
 PREFILL_S, DECODE_S = 10 * MS, 4 * MS  # every iteration of each pool, whatever it holds

@@ -26,7 +26,8 @@ def test_pipeline_with_uneven_stage_times() -> None:
     # t=1.0   A tok 1; A decodes: stage 0 [1.0, 1.25], stage 1 (busy to 1.75) [1.75, 2.5].
     # t=1.75  B tok 1; B decodes: stage 0 [1.75, 2.0], stage 1 [2.5, 3.25].
     run = run_serving(OpenLoopSource(requests((0.0, 10, 2), (0.0, 10, 2))),
-                      config(max_num_batched_tokens=10, max_model_len_tokens=64), quarter_then_three_quarters,
+                      config(max_num_batched_tokens=10, max_model_len_tokens=64,
+                             block_size_tokens=8), quarter_then_three_quarters,
                       pipeline_depth=2)
     assert token_times_ms(run) == {0: [1.0, 2.5], 1: [1.75, 3.25]}
     assert [round(it.start_s / MS, 9) for it in run.iterations] == [0.0, 0.25, 1.0, 1.75]
@@ -61,7 +62,8 @@ def test_bad_stage_times_are_one_error(answer: tuple[float, ...]) -> None:
 
 def test_the_record_keeps_stage_times() -> None:
     run = run_serving(OpenLoopSource(requests((0.0, 10, 2), (0.0, 10, 2))),
-                      config(max_num_batched_tokens=10, max_model_len_tokens=64), quarter_then_three_quarters,
+                      config(max_num_batched_tokens=10, max_model_len_tokens=64,
+                             block_size_tokens=8), quarter_then_three_quarters,
                       pipeline_depth=2)
     record = ServingRunRecord(source="measured", experiment={}, plan={}, scheduler=config(), run=run)
     raw = record.to_dict()
