@@ -72,7 +72,10 @@ def run_crossover_task(task: CrossoverTask) -> tuple[SweepPoint, ...]:
     points = []
     for bound_s in task.bounds_s:
         search = RateSearch(top=job.top, floor=job.floor, guess=job.top, first_step=1)
-        outcome = search_rate(lambda index, b=bound_s: _met(run(index), name, b), search)
+        def meets(index: int, bound: float = bound_s) -> bool:
+            return _met(run(index), name, bound)
+
+        outcome = search_rate(meets, search)
         index = outcome.capacity if outcome.status == RESOLVED else None
         points.append(SweepPoint(bound_s, index, None if index is None else job.grid.rate_per_s(index)
                                  / job.grid.base_per_s, None if index is None else runs[index]))

@@ -218,7 +218,7 @@ class _Search:
             jobs.append(_Job(candidate, _job(candidate, grid, None)))
         pending = _grouped(jobs)
         ranked: list[int] = []
-        total = len(jobs)
+        total = self.tracker.total  # done counts the infeasible, settled before any wave
         while pending:
             threshold = ranked[options.top - 1] if len(ranked) >= options.top else None
             wave: list[GroupTask] = []
@@ -239,7 +239,7 @@ class _Search:
         options = self.options
         rate = options.objective.rate_per_s
         assert rate is not None
-        total = len(candidates)
+        total = self.tracker.total
         for gpus in sorted({c.deployment.gpus for c in candidates}):
             level = [c for c in candidates if c.deployment.gpus == gpus]
             jobs = []

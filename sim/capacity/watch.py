@@ -21,17 +21,17 @@ scheduled at t with duration T ends at t + T or later; exactly then with one sta
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from serving.batch import IterationPlan
+from serving.driver import IterationTime
 from serving.requests import RequestSpec
 from serving.slo import SloSpec
 
 CHECK_EVERY = 32  # iterations between two counts of certain violations
-IterationTime = Callable[[IterationPlan], float]
 
 
 class StopRun(Exception):
@@ -99,15 +99,15 @@ class RunWatch:
         """``price``, watched: what the driver calls for each iteration it starts."""
         return lambda plan: self.observe(plan, price)
 
-    def observe(self, plan: IterationPlan, price: IterationTime) -> float:
+    def observe(self, plan: IterationPlan, price: IterationTime) -> float | tuple[float, ...]:
         now_s = plan.scheduled_s
         waiting = int(np.searchsorted(self.sorted_arrival_s, now_s, side="right")) - self.started_count
         self.peak_waiting = max(self.peak_waiting, waiting)
         if self.limits.max_waiting is not None and waiting >= self.limits.max_waiting:
             raise StopRun(f"overloaded: {waiting} requests waiting to start at {now_s:.3g} s "
                           f"(the limit: {self.limits.max_waiting})", overloaded=True)
-        duration_s = price(plan)
-        end_s = now_s + duration_s
+        answer = price(plan)  # a duration, or each stage's time (their sum: stages may also wait)
+        end_s = now_s + (sum(answer) if isinstance(answer, tuple) else answer)
         for item in plan.items:
             index = self.position[item.request_id]
             if not self.started[index]:
@@ -122,7 +122,7 @@ class RunWatch:
         self.calls += 1
         if self.calls % CHECK_EVERY == 0:
             self._check(now_s)
-        return duration_s
+        return answer
 
     def _check(self, now_s: float) -> None:
         for name, ends_s in (("TTFT", self.first_s), ("E2E", self.last_s)):

@@ -42,6 +42,7 @@ def test_two_requests_share_one_link_and_decode_after_their_kv_arrives() -> None
     a, b = run.records
     assert _ms(a.token_times_s) == [10.0, 29.0, 33.0] and _ms(b.token_times_s) == [20.0, 44.0]
     assert a.status is b.status is RequestStatus.FINISHED
+    assert a.first_token_s is not None and b.first_token_s is not None and b.finish_s is not None
     assert round(a.first_token_s - a.arrival_s, 12) == round(10 * MS, 12)  # TTFT: the prefill alone
     assert round(b.first_token_s - b.arrival_s, 12) == round(19 * MS, 12)  # 9 ms queued behind A
     assert round(b.finish_s - b.arrival_s, 12) == round(43 * MS, 12)  # E2E: the 5 ms wait for the link counts
@@ -57,6 +58,7 @@ def test_two_requests_share_one_link_and_decode_after_their_kv_arrives() -> None
 def test_one_token_request_never_leaves_its_prefill_replica() -> None:
     run = _run(((0.0, 40, 1),), 15 * MS)
     (record,) = run.records
+    assert record.finish_s is not None
     assert _ms(record.token_times_s) == [10.0] and round(record.finish_s / MS, 9) == 10.0
     assert run.transfers == () and {it.pool for it in run.iterations} == {PREFILL_POOL}
 
