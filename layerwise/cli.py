@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("layerwise.commands.sweep", "simulate the cartesian product of --grid values, in parallel"),
     "search": ("layerwise.commands.search",
                "find the fastest plan (the twin scores every plan, events re-rank the best)"),
+    "capacity": ("layerwise.commands.capacity",
+                 "the cheapest deployment that meets latency SLOs (plans, replicas, scheduler settings)"),
     "plan": ("layerwise.commands.plan", "show how a partitioner splits a model (no arguments: the seed's two plans)"),
     "run": ("layerwise.commands.run", "run an experiment's plan for real under torchrun"),
     "calibrate": ("layerwise.commands.calibrate", "measure this node's GPUs and write a hardware profile"),

@@ -104,6 +104,26 @@ class Scheduler:
         self._live[spec.request_id] = state
         return None
 
+    def add_prefilled(self, spec: RequestSpec, first_scheduled_s: float, first_token_s: float
+                      ) -> RequestRecord | None:
+        """A request whose prompt was prefilled elsewhere (a disaggregated prefill replica), its KV cache
+        arriving with it: queued with its prompt computed and its first token emitted at
+        ``first_token_s``. Admitted (FCFS, like any waiting request), it takes the blocks of its prompt
+        and its next token, and decodes; preempted, it recomputes here. Rejected at once, like
+        :meth:`add_request`, if it can never fit."""
+        if spec.output_tokens < 2:
+            raise LayerwiseError("request", f"{spec.request_id} has {spec.output_tokens} output token: a prefill "
+                                 f"replica emits it, nothing is left to decode")
+        rejected = self.add_request(spec)
+        if rejected is not None:
+            return rejected
+        state = self._live[spec.request_id]
+        state.computed_tokens = spec.prompt_tokens
+        state.emitted_tokens = 1
+        state.token_times_s.append(first_token_s)
+        state.first_scheduled_s = first_scheduled_s
+        return None
+
     # --- one iteration --------------------------------------------------------------------------
 
     def schedule(self, now_s: float) -> IterationPlan | None:
@@ -195,7 +215,7 @@ class Scheduler:
             if config.reserve_full_prompt and self._pool.blocks_to_grow(
                     state.request_id, state.known_tokens) > self._pool.free_blocks:
                 break
-            if not self._pool.grow(state.request_id, tokens):
+            if not self._pool.grow(state.request_id, state.computed_tokens + tokens):
                 break
             self._waiting.popleft()
             state.status = RequestStatus.RUNNING
