@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from layerwise.commands.simulate import add_profile_flags, profile_choice
 from layerwise.terminal import interrupts
@@ -46,7 +47,7 @@ from sim.capacity.runners import LocalRunner, RayRunner, Runner, check_reachable
 from sim.capacity.search import RunnerFactory, capacity_search
 from sim.capacity.tasks import CapacityContext
 from sim.inputs import resolve_basis
-from topology.atomic_io import check_output_file, write_bytes_atomic, write_text_atomic
+from topology.atomic_io import check_output_file, check_output_folder, write_bytes_atomic, write_text_atomic
 from topology.errors import LayerwiseError
 
 PROGRESS_EVERY_S = 2.0
@@ -134,6 +135,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", dest="json_out", metavar="OUT", help="write the whole result here")
     parser.add_argument("--plot", dest="plot_out", metavar="PNG", help="the Pareto frontier plot")
     parser.add_argument("--out", metavar="PLAN.json", help="write the best deployment's replica plan here")
+    parser.add_argument("--confirm", metavar="DIR", default=None,
+                        help="serve the best deployment that runs here as one replica for real (layerwise run) and "
+                             "bisect its measured capacity under the same SLOs; probes and confirm.json in DIR")
     parser.add_argument("--vllm-model", default=None, metavar="ID",
                         help="model id in the vllm serve command (default: the experiment's model name)")
 
@@ -203,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
     for option, path in (("--json", args.json_out), ("--plot", args.plot_out), ("--out", args.out)):
         if path:
             check_output_file(path, option)
+    if args.confirm:
+        check_output_folder(args.confirm, "--confirm")
     budget = args.gpu_budget if args.gpu_budget is not None else setup.experiment.cluster.num_devices
     options = _options(args, setup.slos, budget, setup.router)
     basis = resolve_basis(setup.experiment, profile_choice(args))
@@ -216,4 +222,8 @@ def run(args: argparse.Namespace) -> int:
         for line in vllm_serve_commands(model_id, best.deployment, best.scheduler, setup.gpu_memory_utilization):
             print(f"  {line}")
     _write_outputs(args, result)
+    if args.confirm:
+        from layerwise.capacity_confirm import confirm_capacity
+
+        print(confirm_capacity(result, setup, options.slos, Path(args.confirm), options.resolution, _Say()))
     return 0

@@ -84,14 +84,15 @@ def meets_at(run: MeasuredServing, price: PriceFn, slos: SloSpec) -> Callable[[f
     return meets
 
 
-def bisect_capacity(meets: Callable[[float], bool], low_per_s: float, high_per_s: float) -> float | None:
-    """The highest rate in [low, high] that ``meets``, to RESOLUTION on a geometric scale (None: not even low;
-    ``high`` when high meets). Assumes a rate that meets has every lower rate meeting too."""
+def bisect_capacity(meets: Callable[[float], bool], low_per_s: float, high_per_s: float,
+                    resolution: float = RESOLUTION) -> float | None:
+    """The highest rate in [low, high] that ``meets``, to ``resolution`` on a geometric scale (None: not even
+    low; ``high`` when high meets). Assumes a rate that meets has every lower rate meeting too."""
     if not meets(low_per_s):
         return None
     if meets(high_per_s):
         return high_per_s
-    while high_per_s / low_per_s > 1.0 + RESOLUTION:
+    while high_per_s / low_per_s > 1.0 + resolution:
         middle = math.sqrt(low_per_s * high_per_s)
         low_per_s, high_per_s = (middle, high_per_s) if meets(middle) else (low_per_s, middle)
     return low_per_s
