@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from layerwise.terminal.progress import ProgressLine
-from layerwise.views.serving_plot import cdf_png
 from layerwise.views.serving_table import serving_summary
 from serving.perfetto import serving_trace
 from serving.setup import ServingSetup, load_serving_setup
@@ -97,6 +96,8 @@ def _write_outputs(args: argparse.Namespace, setup: ServingSetup, predictions: l
             write_text_atomic(path, json.dumps(trace) + "\n")
             print(f"wrote {path} (trace of {p.plan_name}: open in ui.perfetto.dev)")
     if args.plot_out:
+        from layerwise.views.serving_plot import cdf_png  # matplotlib: only with --plot (the report extra)
+
         png = cdf_png({p.plan_name: p.run.records for p in predictions}, setup.slos,
                       f"{setup.experiment.name}: simulated TTFT and TPOT")
         write_bytes_atomic(args.plot_out, png)
