@@ -115,6 +115,7 @@ def percentiles_png(v: ServingValidation) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(1, len(METRICS), figsize=(13, 4.2))
     markers = dict(zip(PERCENTILES, ("o", "s", "^"), strict=True))
@@ -134,6 +135,8 @@ def percentiles_png(v: ServingValidation) -> bytes:
                 ax.plot([low, high], [low * band, high * band], color="gray", linestyle="--", linewidth=0.8)
             ax.set_xscale("log")
             ax.set_yscale("log")
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
         ax.set_title(f"{metric.upper()} (held out)")
         ax.set_xlabel("measured (ms)")
         ax.set_ylabel("predicted (ms)")
