@@ -67,7 +67,7 @@ def load_trace_bars(path: str | Path, gpu_only: bool = False) -> list[Bar]:
     events = _events(raw)  # "not a Chrome trace" first, then each event's fields
     validated(TraceFile, raw, str(path), "trace")
     rows = _row_names(events)
-    complete = [e for e in events if e.get("ph") == "X" and "ts" in e and "dur" in e]
+    complete = [e for e in events if e.get("ph") == "X" and e.get("ts") is not None and e.get("dur") is not None]
     if gpu_only:
         device_side = ("kernel", "gpu_memcpy", "gpu_memset")
         complete = [e for e in complete if str(e.get("cat", "")).lower() in device_side] or complete

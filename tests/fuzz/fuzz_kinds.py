@@ -250,7 +250,10 @@ def _signal_case(case: KindCase, folder: Path, bound_s: float) -> Outcome:
         return Outcome("traceback", err[-300:])
     if process.returncode == 0:  # it finished before the signal
         return _cli_outcome(0, err, folder, set())
-    if process.returncode != 128 + case.signum or err.strip().count("\n") != 0:
+    lines = err.strip().splitlines()
+    # progress lines ("[main job] 2/4 cases searched") may come before it; the command's last word is one line
+    one_line = bool(lines) and "interrupted by SIG" in lines[-1] and all(line.startswith("[") for line in lines[:-1])
+    if process.returncode != 128 + case.signum or not one_line:
         return Outcome(f"exit-{process.returncode}", err[-300:])
     stray = [p.name for p in folder.rglob("*") if p.is_file()]
     if stray:
