@@ -6,9 +6,9 @@ from layerwise.terminal import interrupts
 # loaded machine) end in one line and 128 + the signal, not in a KeyboardInterrupt traceback.
 interrupts.install()
 try:
-    from layerwise.cli import main
+    from layerwise.cli import entry
 except interrupts.Interrupted as stop:
     print(f"layerwise: {stop}", file=sys.stderr)
     sys.exit(stop.exit_code)
 
-sys.exit(main())
+entry()

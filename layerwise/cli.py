@@ -117,3 +117,16 @@ def _run(command: str, args: list[str]) -> int:
     parsed = parser.parse_args(args)
     interrupts.check()  # a signal lost while a module was imported (a finalizer swallowed it) acts here
     return int(module.run(parsed) or 0)
+
+
+def entry() -> NoReturn:
+    """The program (the ``layerwise`` script and ``python -m layerwise``): :func:`main`, then SIGINT and
+    SIGTERM held until the process has exited, so a late signal cannot kill the interpreter's shutdown,
+    where no handler runs any more (the command's outputs are whole by then)."""
+    try:
+        code = main()
+        interrupts.block()
+    except interrupts.Interrupted as stop:  # between main's return and the block
+        print(f"layerwise: {stop}", file=sys.stderr)
+        code = stop.exit_code
+    sys.exit(code)

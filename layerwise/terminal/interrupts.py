@@ -71,6 +71,13 @@ def install() -> None:
         sys.unraisablehook = _quiet_when_interrupted
 
 
+def block() -> None:
+    """The command is done (outputs whole, workers ended): hold SIGINT and SIGTERM until the process exits,
+    so a late signal cannot kill it inside the interpreter's shutdown, where no handler runs any more."""
+    if threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, set(HANDLED))
+
+
 def check() -> None:
     """Raise :class:`Interrupted` again if a signal arrived (it may have been lost in a finalizer)."""
     if _pending:

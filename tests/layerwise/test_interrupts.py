@@ -74,3 +74,27 @@ def test_a_library_error_after_a_signal_ends_as_the_interrupt(handled: None, mon
     monkeypatch.setattr(cli, "_run", plain)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["simulate", "x.yaml"])
+
+
+def test_a_finished_command_holds_late_signals_until_it_exits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """After the command's work (outputs written), SIGINT and SIGTERM are blocked: a signal sent then cannot
+    kill the interpreter's shutdown (the fuzz saw exit -2 after a finished main job); the process exits 0."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import os, signal, sys
+        from layerwise import cli
+        import atexit
+        cli._run = lambda command, args: 0
+        sys.argv = ["layerwise", "simulate"]
+        def late():  # the interpreter's shutdown: no handler runs any more
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+            print("still here", flush=True)
+        atexit.register(late)
+        cli.entry()
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "still here", (done.returncode, done.stderr)
