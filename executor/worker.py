@@ -43,6 +43,7 @@ from executor.pipeline import (
     run_prefill_pass,
     time_stage_collectives_s,
 )
+from executor.refusal import refuse
 from executor.results import build_metrics, rank_record
 from serving.setup import experiment_is_serving
 from topology.atomic_io import check_output_file, write_bytes_atomic
@@ -170,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         layout = rank_layout(plan, rank)
         check_output_paths(args, rank, layout.is_last_stage and layout.tp_index == 0)
     except LayerwiseError as exc:
-        if rank == 0:  # the same on every rank: say it once
-            print(f"executor: error: {exc}", file=sys.stderr, flush=True)
-        return 2
+        return refuse(rank, exc)
     device = torch.device("cuda", local_rank) if backend == "nccl" else torch.device("cpu")
     try:
         if device.type == "cuda":
@@ -210,9 +209,7 @@ def _serving_run(args: argparse.Namespace, rank: int, world_size: int, local_ran
     try:
         serving = experiment_is_serving(args.experiment, args.overrides)
     except LayerwiseError as exc:
-        if rank == 0:
-            print(f"executor: error: {exc}", file=sys.stderr, flush=True)
-        return 2
+        return refuse(rank, exc)
     if not serving:
         return None
     from executor.serving.worker import serving_main

@@ -22,6 +22,7 @@ import torch.distributed as dist
 
 from executor.groups import build_groups
 from executor.layout import RankLayout, rank_layout
+from executor.refusal import refuse
 from executor.serving.attention import AUTO, PATHS
 from executor.serving.clock import RunClock
 from executor.serving.session import (
@@ -85,9 +86,7 @@ def serving_main(args: argparse.Namespace, rank: int, world_size: int, local_ran
         layout = rank_layout(plan, rank)
         check_outputs(args, rank)
     except LayerwiseError as exc:
-        if rank == 0:  # the same on every rank: say it once
-            print(f"executor: error: {exc}", file=sys.stderr, flush=True)
-        return 2
+        return refuse(rank, exc)
     device = torch.device("cuda", local_rank) if backend == "nccl" else torch.device("cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
