@@ -112,7 +112,8 @@ def _rests_on(result: CaseResult, best: Candidate) -> str:
                    and any(c is not None and u in c.unvalidated for c in (best, tp_pp, layer_wise))]
     if unvalidated:
         words = ", ".join(COMPONENT_WORDS[u] for u in unvalidated)
-        parts.append(f"; {words} were never measured (only single-GPU machines were lent)")
+        gpu = search.band.gpu if search.band is not None else "this GPU"
+        parts.append(f"; {words} were never measured on {gpu} (no multi-GPU machine of it was lent)")
         if tp_pp is not None and layer_wise is not None:
             parts.append(f". Communication is {_share(tp_pp, 'communication'):.0%} of the TP x PP best's step and "
                          f"{_share(layer_wise, 'communication'):.0%} of the layer-wise best's")
