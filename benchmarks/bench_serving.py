@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from machine import cpu_model  # benchmarks/machine.py (the script's folder is on sys.path)
+from machine import cpu_model, reference_s  # benchmarks/machine.py (the script's folder is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = "llama3-8b-h100-serve"
@@ -44,22 +44,6 @@ PROMPT = {"kind": "lognormal", "median_tokens": 250, "sigma": 1.0}
 OUTPUT = {"kind": "lognormal", "median_tokens": 200, "sigma": 0.8}
 PROBE_RATE_PER_S = 1000.0
 TARGETS = {"one-replica": "<= 1x", "fleet": "<= 100x (goal 30x)"}
-
-
-def reference_s() -> float:
-    """1,000,000 bare SimPy timeouts in one process."""
-    import simpy
-
-    env = simpy.Environment()
-
-    def loop():  # type: ignore[no-untyped-def]
-        for _ in range(1_000_000):
-            yield env.timeout(1)
-
-    env.process(loop())
-    started = time.perf_counter()
-    env.run()
-    return time.perf_counter() - started
 
 
 def _setup(requests: int, rate_per_s: float, replicas: int) -> Any:

@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import cpu_model  # benchmarks/machine.py (the script's folder is on sys.path)
+from machine import cpu_model, reference_s  # benchmarks/machine.py (the script's folder is on sys.path)
 
 from topology.results import Metrics
 
@@ -43,22 +43,6 @@ CLUSTER_10K = {"name": "h100x10000", "nodes": 1250, "gpus_per_node": 8, "gpu": "
                "intra_node_link": "nvlink4", "inter_node_link": "ib-ndr-400"}
 TARGETS = {"main-job": "<= 1x", "layerwise-10k": "<= 10x", "tp8-pp1250": "<= 10x", "llama70b-tp8-pp8": "<= 1x",
            "grow-10k": "<= 5 s, <= 100 MB", "baseline-main-job": "new main job <= 1.5x this"}
-
-
-def reference_s() -> float:
-    """1,000,000 bare SimPy timeouts in one process."""
-    import simpy
-
-    env = simpy.Environment()
-
-    def loop():  # type: ignore[no-untyped-def]
-        for _ in range(1_000_000):
-            yield env.timeout(1)
-
-    env.process(loop())
-    started = time.perf_counter()
-    env.run()
-    return time.perf_counter() - started
 
 
 def _deep_case(layers: int, plan: dict[str, object], batch: int) -> dict[str, object]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import time
 from pathlib import Path
 
 
@@ -15,3 +16,19 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def reference_s() -> float:
+    """1,000,000 bare SimPy timeouts in one process: the unit the simulator's benchmarks are ratios of."""
+    import simpy
+
+    env = simpy.Environment()
+
+    def loop():  # type: ignore[no-untyped-def]
+        for _ in range(1_000_000):
+            yield env.timeout(1)
+
+    env.process(loop())
+    started = time.perf_counter()
+    env.run()
+    return time.perf_counter() - started

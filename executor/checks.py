@@ -10,8 +10,9 @@ from topology.workload import Workload
 MEMORY_HEADROOM_BYTES = 2 * 1024**3  # CUDA context, NCCL buffers, graph pools, allocator slack
 
 
-def check_plan_runs(plan: Plan, workload: Workload, world_size: int, fill: str) -> None:
-    """The plan matches the world size, the model's dimensions and the workload."""
+def check_plan_shape(plan: Plan, world_size: int) -> None:
+    """One process per device of the plan; a model the executor runs (BF16 or float32, sequential blocks,
+    each stage's TP degree dividing its heads and widths). Fixed-batch and serving runs alike."""
     if world_size != plan.num_devices:
         raise LayerwiseError(
             "plan.devices",
@@ -28,6 +29,11 @@ def check_plan_runs(plan: Plan, workload: Workload, world_size: int, fill: str) 
         problem = tp_degree_problem(model, stage.tp_degree)
         if problem is not None:
             raise LayerwiseError(f"stages[{stage.index}].tp_degree", problem)
+
+
+def check_plan_runs(plan: Plan, workload: Workload, world_size: int, fill: str) -> None:
+    """The plan matches the world size, the model's dimensions and the workload."""
+    check_plan_shape(plan, world_size)
     if workload.batch_size % plan.microbatches:
         raise LayerwiseError("plan.microbatches",
                              f"microbatches={plan.microbatches} does not divide batch_size={workload.batch_size}")

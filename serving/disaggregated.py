@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serving.batch import IterationPlan
-from serving.driver import IterationTime, advance_stages, stage_times_s
+from serving.driver import IterationTime, ReplicaState, stage_times_s
 from serving.requests import RequestRecord, RequestSpec, RequestStatus
 from serving.routing import Router
 from serving.scheduler import Scheduler
@@ -82,22 +82,12 @@ class Pool:
     iteration_time_s: IterationTime
 
 
-class _Replica:
-    def __init__(self, config: SchedulerConfig, depth: int, index: int) -> None:
-        self.scheduler = Scheduler(config, replica=index)
-        self.stage_free_s = [0.0] * depth
-        self.in_flight = 0
-
-    def push(self, start_s: float, stage_times: tuple[float, ...]) -> float:
-        return advance_stages(self.stage_free_s, start_s, stage_times)
-
-
 class _Run:
     def __init__(self, source: RequestSource, prefill: Pool, decode: Pool, router: str,
                  kv_transfer_s: KvTransferTime) -> None:
         self.source, self.kv_transfer_s = source, kv_transfer_s
         self.pools = {PREFILL_POOL: prefill, DECODE_POOL: decode}
-        self.replicas = {name: [_Replica(pool.config, pool.depth, i) for i in range(pool.replicas)]
+        self.replicas = {name: [ReplicaState(pool.config, pool.depth, i) for i in range(pool.replicas)]
                          for name, pool in self.pools.items()}
         self.routers = {name: Router(router) for name in self.pools}
         self.send_free_s = [0.0] * prefill.replicas

@@ -112,7 +112,7 @@ class ServingRun:
         return tuple(record for record in self.records if record.status is RequestStatus.REJECTED)
 
 
-class _Replica:
+class ReplicaState:
     """One replica's scheduler and pipeline: when each stage is next free, iterations in flight."""
 
     def __init__(self, config: SchedulerConfig, depth: int, index: int) -> None:
@@ -133,7 +133,7 @@ class _Run:
         self.source = source
         self.iteration_time_s = iteration_time_s
         self.depth = depth
-        self.replicas = [_Replica(config, depth, index) for index in range(replicas)]
+        self.replicas = [ReplicaState(config, depth, index) for index in range(replicas)]
         self.router = Router(router)
         self.events: list[tuple[float, int, int, Any]] = []
         self.order = itertools.count()

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from executor.checks import check_plan_shape
 from executor.environment import collect_environment
 from executor.layout import RankLayout, rank_layout
 from executor.serving.attention import CPU_API, PAGED, AttentionSelection, choose_attention
@@ -34,7 +35,6 @@ from serving.scheduler_config import SchedulerConfig
 from serving.setup import ServingSetup
 from serving.sources import request_source
 from topology.errors import LayerwiseError
-from topology.model import tp_degree_problem
 from topology.plan import Plan
 
 TIMING_METHOD = (
@@ -79,19 +79,7 @@ def check_serving_plan(setup: ServingSetup, plan: Plan, world_size: int) -> Sche
     if setup.replicas != 1:
         raise LayerwiseError("serving.replicas", f"the executor serves one replica (one plan's devices); got "
                                                  f"{setup.replicas} (the simulator models replicas)")
-    if world_size != plan.num_devices:
-        raise LayerwiseError("plan.devices", f"plan {plan.describe()} needs {plan.num_devices} processes (one per "
-                                             f"device), but the world size is {world_size}")
-    model = plan.model
-    if model.dtype_bytes not in (2, 4):
-        raise LayerwiseError("model.dtype_bytes", f"the executor runs BF16 (2) or float32 (4), not {model.dtype_bytes}")
-    if model.block != "sequential":
-        raise LayerwiseError("model.block", f"the executor runs sequential (pre-norm) blocks; model {model.name!r} "
-                                            f"is {model.block!r}")
-    for stage in plan.stages:
-        problem = tp_degree_problem(model, stage.tp_degree)
-        if problem is not None:
-            raise LayerwiseError(f"stages[{stage.index}].tp_degree", problem)
+    check_plan_shape(plan, world_size)
     return setup.scheduler_for(plan)
 
 

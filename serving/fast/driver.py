@@ -75,7 +75,7 @@ class _Slot:
         self.counts = (0, 0, 0)  # waiting, running, KV blocks in use, as last added to the totals
 
     def push(self, start_s: float, duration_s: float) -> float:
-        """``serving.driver._Replica.push``: through the stages from ``start_s``; when it leaves the last."""
+        """``serving.driver.ReplicaState.push``: through the stages from ``start_s``; when it leaves the last."""
         stage_s = duration_s / len(self.stage_free_s)
         ready_s = start_s
         for stage, free_s in enumerate(self.stage_free_s):
